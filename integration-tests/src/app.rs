@@ -1,0 +1,77 @@
+//! [`spawn_app`]: the real server, built as the binary builds it, on a random port.
+
+use std::sync::Arc;
+
+use pramaan_server::clock::SystemClock;
+use pramaan_server::config::{Settings, UrlWithPassword};
+use pramaan_server::http::Application;
+use pramaan_server::state::{AppState, Core};
+
+use crate::db::TestDatabase;
+use crate::sessions::{TestSessionStore, session_store_under_test};
+
+/// A running server and what it runs on. Dropping it stops the server and removes its data.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`
+    pub address: String,
+    pub port: u16,
+    pub core: Core,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    pub db: TestDatabase,
+    pub sessions: TestSessionStore,
+    pub data_dir: tempfile::TempDir,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// Settings for a test: port 0, a temporary data folder, the test database. Password hashing
+/// keeps the production parameters, so tests exercise the real cost.
+pub fn test_settings(db: &TestDatabase, data_dir: &std::path::Path) -> Settings {
+    let mut s = Settings::default();
+    s.http.listen = "127.0.0.1:0".into();
+    s.http.workers = 2;
+    s.http.shutdown_timeout_secs = 1;
+    s.data_dir = data_dir.to_owned();
+    s.database.url = Some(UrlWithPassword::new(db.url.clone()));
+    s.database.max_connections = 8;
+    s
+}
+
+pub async fn spawn_app() -> TestApp {
+    let db = TestDatabase::create();
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let settings = test_settings(&db, data_dir.path());
+    let core = Core::init(settings, Arc::new(SystemClock)).expect("core starts");
+    let sessions = session_store_under_test().await;
+    let state = AppState { core: core.clone(), sessions: sessions.store.clone() };
+    let app = Application::build(state.clone()).expect("server binds");
+    let port = app.port();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let client =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        core,
+        state,
+        client,
+        db,
+        sessions,
+        data_dir,
+        handle,
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.address)).send().await.expect("request sent")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop accepting at once; the runtime ends the workers with the test.
+        drop(self.handle.stop(false));
+    }
+}

@@ -1,0 +1,11 @@
+//! The one integration-test binary: it only declares modules. Every suite runs against the
+//! backends named by `PRAMAAN_TEST_DATABASE_URL` / `PRAMAAN_TEST_REDIS_URL` (see
+//! `pramaan_integration_tests`), so `.ci/run` runs it once embedded and once on real services.
+
+mod audit;
+mod cli;
+mod health;
+mod import;
+mod migrations;
+mod repositories;
+mod session_store;

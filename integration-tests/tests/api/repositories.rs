@@ -1,0 +1,263 @@
+//! The repository suite: every repository's contract, on whichever database this run uses.
+
+use std::sync::Arc;
+
+use chrono::{TimeDelta, Utc};
+use pramaan_integration_tests::TestDatabase;
+use pramaan_integration_tests::app::test_settings;
+use pramaan_server::clock::{Clock, FixedClock};
+use pramaan_server::domain::{
+    ClientCategory, ClientId, ClientStatus, NewUser, OrgPath, Phone, RoleName, UserStatus, Username,
+};
+use pramaan_server::state::Core;
+use pramaan_server::store::users::UserFilter;
+use pramaan_server::store::{DbError, clients, org_units, roles, users};
+
+struct Fixture {
+    core: Core,
+    clock: FixedClock,
+    _db: TestDatabase,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let db = TestDatabase::create();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FixedClock::new(Utc::now());
+    let core = Core::init(test_settings(&db, dir.path()), Arc::new(clock.clone())).unwrap();
+    println!("repository suite on {}", db.backend);
+    Fixture { core, clock, _db: db, _dir: dir }
+}
+
+fn path(p: &str) -> OrgPath {
+    OrgPath::parse(p).unwrap()
+}
+
+fn new_user(name: &str) -> NewUser {
+    NewUser {
+        username: Username::parse(name).unwrap(),
+        display_name: format!("User {name}"),
+        phone: Some(Phone::parse("+919812345678").unwrap()),
+        email: None,
+        org_unit_id: None,
+        password_hash: None,
+        must_change_password: true,
+    }
+}
+
+#[test]
+fn org_units_form_a_tree_listed_by_subtree() {
+    let f = fixture();
+    let now = f.clock.now();
+    f.core
+        .db
+        .run_blocking(|c| {
+            org_units::create(c, &path("national"), "National", "national", now)?;
+            org_units::create(c, &path("national/ka"), "Karnataka", "state", now)?;
+            org_units::create(c, &path("national/ka/blr"), "Bengaluru", "district", now)?;
+            org_units::create(c, &path("national/kar"), "Not Karnataka", "state", now)?;
+            let ka = org_units::find_by_path(c, &path("national/ka"))?.unwrap();
+            let blr = org_units::find_by_path(c, &path("national/ka/blr"))?.unwrap();
+            assert_eq!(blr.parent_id.as_ref(), Some(&ka.id));
+            let sub: Vec<String> =
+                org_units::list(c, Some(&path("national/ka")))?.iter().map(|u| u.path.to_string()).collect();
+            assert_eq!(sub, ["national/ka", "national/ka/blr"], "prefix must respect segment boundaries");
+            assert_eq!(org_units::list(c, None)?.len(), 4);
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn an_org_unit_needs_its_parent_and_a_free_path() {
+    let f = fixture();
+    let now = f.clock.now();
+    f.core
+        .db
+        .run_blocking(|c| {
+            let err = org_units::create(c, &path("national/ka"), "Karnataka", "state", now).unwrap_err();
+            assert!(matches!(&err, DbError::Conflict(m) if m.contains("'national' does not exist")), "{err}");
+            org_units::create(c, &path("national"), "National", "national", now)?;
+            let err = org_units::create(c, &path("national"), "Again", "national", now).unwrap_err();
+            assert!(matches!(err, DbError::Conflict(_)));
+            assert_eq!(org_units::list(c, None)?.len(), 1);
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn users_round_trip_with_exact_timestamps_and_unique_usernames() {
+    let f = fixture();
+    let now = f.clock.now();
+    f.core
+        .db
+        .run_blocking(|c| {
+            let created = users::insert(c, &new_user("asha"), now)?;
+            assert_eq!(created.created_at, now, "times must round-trip to the microsecond");
+            assert_eq!(created.tokens_valid_after, now);
+            assert_eq!(created.status, UserStatus::Active);
+            assert!(!created.has_password && created.must_change_password);
+            assert_eq!(users::find(c, &created.id)?.unwrap(), created);
+            assert_eq!(users::find_by_username(c, &Username::parse("ASHA").unwrap())?.unwrap(), created);
+            let err = users::insert(c, &new_user("asha"), now).unwrap_err();
+            assert!(matches!(err, DbError::Conflict(_)), "{err:?}");
+            assert_eq!(users::count(c)?, 1);
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn disabling_kills_old_tokens_and_enabling_does_not_revive_them() {
+    let f = fixture();
+    let t0 = f.clock.now();
+    let user = f.core.db.run_blocking(|c| users::insert(c, &new_user("ravi"), t0)).unwrap();
+    f.clock.advance(TimeDelta::minutes(5));
+    let t1 = f.clock.now();
+    let disabled =
+        f.core.db.run_blocking(|c| users::set_status(c, &user.id, UserStatus::Disabled, t1)).unwrap();
+    assert_eq!(disabled.status, UserStatus::Disabled);
+    assert_eq!(disabled.tokens_valid_after, t1);
+    f.clock.advance(TimeDelta::minutes(5));
+    let t2 = f.clock.now();
+    let enabled = f.core.db.run_blocking(|c| users::set_status(c, &user.id, UserStatus::Active, t2)).unwrap();
+    assert_eq!(enabled.status, UserStatus::Active);
+    assert_eq!(enabled.tokens_valid_after, t1, "enabling must not move tokens_valid_after");
+    let missing = pramaan_server::domain::UserId::generate();
+    assert!(matches!(
+        f.core.db.run_blocking(|c| users::set_status(c, &missing, UserStatus::Active, t2)),
+        Err(DbError::NotFound)
+    ));
+}
+
+#[test]
+fn a_password_change_clears_the_must_change_flag_but_a_rehash_does_not() {
+    let f = fixture();
+    let now = f.clock.now();
+    f.core
+        .db
+        .run_blocking(|c| {
+            let u = users::insert(c, &new_user("meena"), now)?;
+            users::set_password_hash(c, &u.id, "$argon2id$old", false, now)?;
+            let (after_rehash, hash) = users::find_with_hash(c, &u.username)?.unwrap();
+            assert_eq!(hash.as_deref(), Some("$argon2id$old"));
+            assert!(after_rehash.must_change_password);
+            assert_eq!(after_rehash.password_changed_at, None);
+            users::set_password_hash(c, &u.id, "$argon2id$new", true, now)?;
+            let (after_change, _) = users::find_with_hash(c, &u.username)?.unwrap();
+            assert!(!after_change.must_change_password);
+            assert_eq!(after_change.password_changed_at, Some(now));
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn user_lists_filter_and_page_by_username() {
+    let f = fixture();
+    let now = f.clock.now();
+    f.core
+        .db
+        .run_blocking(|c| {
+            let ka = org_units::create(c, &path("ka"), "Karnataka", "state", now)?;
+            for (i, name) in ["anil", "bina", "chitra", "dev_k", "devika"].iter().enumerate() {
+                let mut u = new_user(name);
+                if i % 2 == 0 {
+                    u.org_unit_id = Some(ka.id.clone());
+                }
+                users::insert(c, &u, now)?;
+            }
+            let first = users::list(c, &UserFilter::default(), 2)?;
+            let names: Vec<&str> = first.iter().map(|u| u.username.as_str()).collect();
+            assert_eq!(names, ["anil", "bina"]);
+            let next = users::list(
+                c,
+                &UserFilter { after_username: Some("bina".into()), ..Default::default() },
+                10,
+            )?;
+            assert_eq!(next.len(), 3);
+            let in_ka = users::list(
+                c,
+                &UserFilter { org_unit_ids: Some(vec![ka.id.clone()]), ..Default::default() },
+                10,
+            )?;
+            assert_eq!(
+                in_ka.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(),
+                ["anil", "chitra", "devika"]
+            );
+            // '_' is a LIKE wildcard: a search for "dev_" must not match "devika".
+            let found = users::list(c, &UserFilter { text: Some("dev_".into()), ..Default::default() }, 10)?;
+            assert_eq!(found.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(), ["dev_k"]);
+            let by_name =
+                users::list(c, &UserFilter { text: Some("USER CHI".into()), ..Default::default() }, 10)?;
+            assert_eq!(by_name.len(), 1);
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn roles_are_seeded_and_granting_twice_changes_nothing() {
+    let f = fixture();
+    let now = f.clock.now();
+    f.core
+        .db
+        .run_blocking(|c| {
+            let all: Vec<String> = roles::list(c)?.into_iter().map(|(r, _)| r.to_string()).collect();
+            for expected in [
+                "vaccinator",
+                "verifier",
+                "facility_admin",
+                "district_admin",
+                "state_admin",
+                "national_admin",
+                "auditor",
+                "helpdesk",
+            ] {
+                assert!(all.contains(&expected.to_owned()), "{expected} missing from {all:?}");
+            }
+            let u = users::insert(c, &new_user("kiran"), now)?;
+            let vacc = RoleName::parse("vaccinator").unwrap();
+            roles::assign(c, &u.id, &vacc, now)?;
+            roles::assign(c, &u.id, &vacc, now)?;
+            roles::assign(c, &u.id, &RoleName::parse("auditor").unwrap(), now)?;
+            assert_eq!(
+                roles::roles_of(c, &u.id)?.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                ["auditor", "vaccinator"]
+            );
+            assert_eq!(roles::holders(c, &vacc)?, 1);
+            let err = roles::assign(c, &u.id, &RoleName::parse("no_such_role").unwrap(), now).unwrap_err();
+            assert!(matches!(err, DbError::Conflict(_)), "foreign keys must be on: {err:?}");
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn suspending_a_client_moves_its_token_cutoff_and_resuming_keeps_it() {
+    let f = fixture();
+    let t0 = f.clock.now();
+    let id = ClientId::from_string("partner-1".into());
+    f.core.db.run_blocking(|c| clients::insert(c, &id, "Partner", ClientCategory::Private, t0)).unwrap();
+    f.core
+        .db
+        .run_blocking(|c| {
+            clients::insert(c, &ClientId::from_string("gov-1".into()), "Gov", ClientCategory::Government, t0)
+        })
+        .unwrap();
+    f.clock.advance(TimeDelta::seconds(30));
+    let t1 = f.clock.now();
+    let s = f.core.db.run_blocking(|c| clients::set_status(c, &id, ClientStatus::Suspended, t1)).unwrap();
+    assert_eq!((s.status, s.tokens_valid_after), (ClientStatus::Suspended, t1));
+    f.clock.advance(TimeDelta::seconds(30));
+    let r =
+        f.core.db.run_blocking(|c| clients::set_status(c, &id, ClientStatus::Active, f.clock.now())).unwrap();
+    assert_eq!((r.status, r.tokens_valid_after), (ClientStatus::Active, t1));
+    let private = f.core.db.run_blocking(|c| clients::list(c, Some(ClientCategory::Private))).unwrap();
+    assert_eq!(private.len(), 1);
+    assert!(matches!(
+        f.core.db.run_blocking(|c| clients::insert(c, &id, "Dup", ClientCategory::Private, t1)),
+        Err(DbError::Conflict(_))
+    ));
+}

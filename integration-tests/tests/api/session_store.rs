@@ -1,0 +1,291 @@
+//! The `SessionStore` contract, run against the backend `session_store_under_test()` picks
+//! (memory by default, Redis with `PRAMAAN_TEST_REDIS_URL`). Expiry tests sleep through real
+//! TTLs: the stores read their own clocks (Redis has no other), so that is the only way.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pramaan_integration_tests::sessions::{backend_name, session_store_under_test};
+use pramaan_server::sessions::SessionStore;
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
+
+const LONG: Duration = Duration::from_secs(60);
+const SHORT: Duration = Duration::from_millis(150);
+/// Comfortably past `SHORT`, even on a busy machine.
+const PAST_SHORT: Duration = Duration::from_millis(400);
+
+fn key(name: &str) -> String {
+    format!("{name}:{}", uuid::Uuid::new_v4())
+}
+
+fn sorted(mut members: Vec<String>) -> Vec<String> {
+    members.sort();
+    members
+}
+
+/// Runs `n` copies of `op` that all start together, and collects their results.
+async fn concurrently<T, F, Fut>(store: &Arc<dyn SessionStore>, n: usize, op: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(Arc<dyn SessionStore>, usize) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(n));
+    let mut tasks = JoinSet::new();
+    for i in 0..n {
+        let barrier = Arc::clone(&barrier);
+        let work = op(Arc::clone(store), i);
+        tasks.spawn(async move {
+            barrier.wait().await;
+            work.await
+        });
+    }
+    tasks.join_all().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_value_can_be_read_back_and_deleted() {
+    let test = session_store_under_test().await;
+    let store = &test.store;
+    let k = key("session");
+
+    assert_eq!(store.get(&k).await.unwrap(), None);
+    store.put(&k, b"\x00binary\xffvalue", LONG).await.unwrap();
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some(&b"\x00binary\xffvalue"[..]));
+
+    assert!(store.delete(&k).await.unwrap(), "deleting a live value reports it");
+    assert_eq!(store.get(&k).await.unwrap(), None);
+    assert!(!store.delete(&k).await.unwrap(), "deleting a missing key reports nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_replaces_both_the_value_and_the_ttl() {
+    let test = session_store_under_test().await;
+    let store = &test.store;
+    let lengthened = key("lengthened");
+    let shortened = key("shortened");
+
+    store.put(&lengthened, b"first", SHORT).await.unwrap();
+    store.put(&lengthened, b"second", LONG).await.unwrap();
+    store.put(&shortened, b"first", LONG).await.unwrap();
+    store.put(&shortened, b"second", SHORT).await.unwrap();
+    assert_eq!(store.get(&lengthened).await.unwrap().as_deref(), Some(&b"second"[..]));
+    assert_eq!(store.get(&shortened).await.unwrap().as_deref(), Some(&b"second"[..]));
+
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        store.get(&lengthened).await.unwrap().as_deref(),
+        Some(&b"second"[..]),
+        "the second put's longer TTL replaced the first"
+    );
+    assert_eq!(store.get(&shortened).await.unwrap(), None, "the second put's shorter TTL applies");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_fifty_concurrent_put_if_absent_calls_exactly_one_wins() {
+    let test = session_store_under_test().await;
+    let k = key("jti");
+
+    let results = concurrently(&test.store, 50, |store, i| {
+        let k = k.clone();
+        async move {
+            let won = store.put_if_absent(&k, format!("caller-{i}").as_bytes(), LONG).await.unwrap();
+            (i, won)
+        }
+    })
+    .await;
+
+    let winners: Vec<usize> = results.iter().filter(|(_, won)| *won).map(|(i, _)| *i).collect();
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    assert_eq!(
+        test.store.get(&k).await.unwrap(),
+        Some(format!("caller-{}", winners[0]).into_bytes()),
+        "the stored value is the winner's"
+    );
+    assert!(!test.store.put_if_absent(&k, b"late", LONG).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_expire_and_then_behave_as_missing() {
+    let test = session_store_under_test().await;
+    let store = &test.store;
+    let plain = key("plain");
+    let marker = key("marker");
+    let code = key("code");
+    let zero = key("zero");
+
+    store.put(&plain, b"v", SHORT).await.unwrap();
+    assert!(store.put_if_absent(&marker, b"v", SHORT).await.unwrap());
+    store.put(&code, b"v", SHORT).await.unwrap();
+    store.put(&zero, b"v", Duration::ZERO).await.unwrap();
+    assert!(store.get(&plain).await.unwrap().is_some(), "live before its TTL");
+
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(store.get(&plain).await.unwrap(), None);
+    assert!(!store.delete(&plain).await.unwrap(), "an expired value is not 'deleted'");
+    assert_eq!(store.take(&code).await.unwrap(), None);
+    assert_eq!(store.get(&zero).await.unwrap(), None, "a zero TTL is one millisecond");
+    assert!(
+        store.put_if_absent(&marker, b"again", LONG).await.unwrap(),
+        "an expired marker no longer blocks"
+    );
+    assert_eq!(store.get(&marker).await.unwrap().as_deref(), Some(&b"again"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn take_returns_the_value_exactly_once() {
+    let test = session_store_under_test().await;
+    let store = &test.store;
+    let k = key("code");
+
+    store.put(&k, b"grant", LONG).await.unwrap();
+    assert_eq!(store.take(&k).await.unwrap().as_deref(), Some(&b"grant"[..]));
+    assert_eq!(store.take(&k).await.unwrap(), None);
+    assert_eq!(store.get(&k).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_fifty_concurrent_takers_exactly_one_gets_the_value() {
+    let test = session_store_under_test().await;
+    let k = key("code");
+    test.store.put(&k, b"grant", LONG).await.unwrap();
+
+    let results = concurrently(&test.store, 50, |store, _| {
+        let k = k.clone();
+        async move { store.take(&k).await.unwrap() }
+    })
+    .await;
+
+    let got: Vec<Vec<u8>> = results.into_iter().flatten().collect();
+    assert_eq!(got, vec![b"grant".to_vec()]);
+    assert_eq!(test.store.get(&k).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_tasks_of_twenty_parallel_increments_count_exactly_one_thousand() {
+    let test = session_store_under_test().await;
+    let k = key("rate");
+
+    let per_task = concurrently(&test.store, 50, |store, _| {
+        let k = k.clone();
+        async move {
+            let mut increments = JoinSet::new();
+            for _ in 0..20 {
+                let (store, k) = (Arc::clone(&store), k.clone());
+                increments.spawn(async move { store.increment(&k, LONG).await });
+            }
+            increments.join_all().await
+        }
+    })
+    .await;
+
+    let counts: Vec<u64> = per_task.into_iter().flatten().map(Result::unwrap).collect();
+    assert_eq!(counts.len(), 1000);
+    let distinct: BTreeSet<u64> = counts.iter().copied().collect();
+    assert_eq!(
+        distinct,
+        (1..=1000).collect::<BTreeSet<u64>>(),
+        "every increment saw its own count: none lost, none repeated"
+    );
+    assert_eq!(test.store.increment(&k, LONG).await.unwrap(), 1001);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_window_is_fixed_by_its_first_hit() {
+    let test = session_store_under_test().await;
+    let store = &test.store;
+    let k = key("rate");
+    let ttl = Duration::from_millis(500);
+
+    let first_hit = Instant::now();
+    assert_eq!(store.increment(&k, ttl).await.unwrap(), 1);
+    // Keep hitting for half the window: were any of these to extend the TTL, the counter
+    // would live until at least 250 + 500 ms.
+    let mut count = 1;
+    let mut last_hit = first_hit;
+    while first_hit.elapsed() < Duration::from_millis(250) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        last_hit = Instant::now();
+        count += 1;
+        assert_eq!(store.increment(&k, ttl).await.unwrap(), count);
+    }
+    assert!(count >= 3, "only {count} hits inside the window");
+
+    tokio::time::sleep_until((first_hit + Duration::from_millis(650)).into()).await;
+    assert!(
+        last_hit.elapsed() < ttl,
+        "the machine stalled: the check ran after a TTL measured from the last hit had passed"
+    );
+    assert_eq!(store.get(&k).await.unwrap(), None, "the window ended 500 ms after the first hit");
+    assert_eq!(store.increment(&k, ttl).await.unwrap(), 1, "a new window starts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_lists_its_live_members_and_deletes_them_all() {
+    let test = session_store_under_test().await;
+    let store = &test.store;
+    let user = key("user-sessions");
+    let (a, b, short, deleted) = (key("s"), key("s"), key("s"), key("s"));
+
+    store.put_indexed(&user, &a, b"a", LONG).await.unwrap();
+    store.put_indexed(&user, &b, b"b", LONG).await.unwrap();
+    store.put_indexed(&user, &short, b"short", SHORT).await.unwrap();
+    store.put_indexed(&user, &deleted, b"deleted", LONG).await.unwrap();
+    assert_eq!(store.get(&a).await.unwrap().as_deref(), Some(&b"a"[..]), "put_indexed stores");
+    assert!(store.delete(&deleted).await.unwrap());
+    assert_eq!(
+        sorted(store.index_members(&user).await.unwrap()),
+        sorted(vec![a.clone(), b.clone(), short.clone()])
+    );
+
+    // The index lives as long as its longest-lived member, not as long as the last one added.
+    let other = key("user-sessions");
+    let (early, late) = (key("s"), key("s"));
+    store.put_indexed(&other, &late, b"l", LONG).await.unwrap();
+    store.put_indexed(&other, &early, b"e", SHORT).await.unwrap();
+
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        sorted(store.index_members(&user).await.unwrap()),
+        sorted(vec![a.clone(), b.clone()]),
+        "an expired member disappears from the index"
+    );
+    assert_eq!(store.index_members(&other).await.unwrap(), vec![late.clone()]);
+
+    assert_eq!(store.delete_index(&user).await.unwrap(), 2, "counts live members only");
+    assert_eq!(store.get(&a).await.unwrap(), None);
+    assert_eq!(store.get(&b).await.unwrap(), None);
+    assert!(store.index_members(&user).await.unwrap().is_empty());
+    assert_eq!(store.delete_index(&user).await.unwrap(), 0);
+    assert_eq!(store.get(&late).await.unwrap().as_deref(), Some(&b"l"[..]), "other indexes are untouched");
+    assert!(store.index_members(&key("never-written")).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_with_different_prefixes_do_not_see_each_others_keys() {
+    let first = session_store_under_test().await;
+    let second = session_store_under_test().await;
+    let (one, two) = (&first.store, &second.store);
+
+    one.put("session:shared-name", b"first", LONG).await.unwrap();
+    assert_eq!(two.get("session:shared-name").await.unwrap(), None);
+    assert!(two.put_if_absent("session:shared-name", b"second", LONG).await.unwrap());
+    assert_eq!(one.increment("rate:shared-name", LONG).await.unwrap(), 1);
+    assert_eq!(two.increment("rate:shared-name", LONG).await.unwrap(), 1);
+    one.put_indexed("user:shared", "session:in-first", b"x", LONG).await.unwrap();
+    assert!(two.index_members("user:shared").await.unwrap().is_empty());
+    assert_eq!(two.delete_index("user:shared").await.unwrap(), 0);
+
+    assert_eq!(two.take("session:shared-name").await.unwrap().as_deref(), Some(&b"second"[..]));
+    assert_eq!(one.get("session:shared-name").await.unwrap().as_deref(), Some(&b"first"[..]));
+    assert_eq!(one.get("session:in-first").await.unwrap().as_deref(), Some(&b"x"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reachable_store_answers_ping() {
+    let test = session_store_under_test().await;
+    assert_eq!(test.backend, backend_name());
+    test.store.ping().await.unwrap();
+}

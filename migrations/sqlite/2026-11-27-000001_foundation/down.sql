@@ -1,0 +1,6 @@
+DROP TABLE audit_events;
+DROP TABLE clients;
+DROP TABLE user_roles;
+DROP TABLE roles;
+DROP TABLE users;
+DROP TABLE org_units;

@@ -1,0 +1,295 @@
+//! Settings: compiled defaults, then a TOML file (`--config`), then `PRAMAAN__SECTION__KEY`
+//! environment variables (a `_FILE` suffix reads the value from a file, for secrets). Unknown
+//! keys are rejected and every value is checked at start with an error that names its key.
+//! See `pramaan.example.toml` at the repository root for every setting, commented.
+
+mod load;
+mod secret;
+
+pub use load::{ConfigError, load};
+pub use secret::{Secret, UrlWithPassword};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where the embedded defaults keep their files (SQLite database, development keys, mail).
+    pub data_dir: PathBuf,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub sessions: SessionSettings,
+    pub log: LogSettings,
+    pub crypto: CryptoSettings,
+    pub password: PasswordSettings,
+    pub bootstrap: BootstrapSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            http: HttpSettings::default(),
+            database: DatabaseSettings::default(),
+            sessions: SessionSettings::default(),
+            log: LogSettings::default(),
+            crypto: CryptoSettings::default(),
+            password: PasswordSettings::default(),
+            bootstrap: BootstrapSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// The external base URL (the OIDC issuer); defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Seconds in-flight requests get to finish on SIGTERM.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            max_body_bytes: 64 * 1024,
+            workers: 0,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `postgres://…` or `sqlite://PATH`; defaults to `sqlite://<data_dir>/pramaan.db`.
+    pub url: Option<UrlWithPassword>,
+    pub max_connections: u32,
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: None, max_connections: 16, connect_timeout_secs: 5 }
+    }
+}
+
+/// Which session store to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionBackend {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    pub backend: SessionBackend,
+    /// Required with `backend = "redis"`.
+    pub redis_url: Option<UrlWithPassword>,
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    pub key_prefix: String,
+    /// Most live entries the in-process store holds before refusing writes.
+    pub memory_max_entries: usize,
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            backend: SessionBackend::Memory,
+            redis_url: None,
+            key_prefix: "pramaan:".into(),
+            memory_max_entries: 1_000_000,
+            connect_timeout_secs: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,pramaan_server=debug`; `RUST_LOG` wins.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: LogFormat::Human, filter: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CryptoSettings {
+    /// 32 bytes, base64: seals secrets at rest. Without it a development key is generated
+    /// under `data_dir` (never do that in production).
+    pub key_encryption_key: Option<Secret>,
+    /// 32 bytes, base64: signs the audit chain. Same development fallback.
+    pub audit_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordSettings {
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Hashes computed at once; 0 means one per core.
+    pub max_concurrent_hashes: usize,
+    /// Shortest password accepted when one is set.
+    pub min_length: usize,
+}
+
+impl Default for PasswordSettings {
+    fn default() -> Self {
+        let p = crate::crypto::PasswordParams::default();
+        Self {
+            argon2_memory_kib: p.memory_kib,
+            argon2_iterations: p.iterations,
+            argon2_parallelism: p.parallelism,
+            max_concurrent_hashes: 0,
+            min_length: 12,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BootstrapSettings {
+    /// The first administrator, created with a one-time password when the database has no
+    /// users at all.
+    pub admin_username: String,
+    /// The root organisation unit created with it.
+    pub root_org_path: String,
+    pub root_org_name: String,
+}
+
+impl Default for BootstrapSettings {
+    fn default() -> Self {
+        Self {
+            admin_username: "admin".into(),
+            root_org_path: "national".into(),
+            root_org_name: "National".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// The database URL in force (the configured one, or the embedded SQLite file).
+    pub fn database_url(&self) -> UrlWithPassword {
+        self.database.url.clone().unwrap_or_else(|| {
+            UrlWithPassword::new(format!("sqlite://{}", self.data_dir.join("pramaan.db").display()))
+        })
+    }
+
+    /// The listen address, already validated.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.http.listen.parse().map_err(|_| {
+            ConfigError::new(
+                "http.listen",
+                format!("'{}' is not an address such as 127.0.0.1:8080", self.http.listen),
+            )
+        })
+    }
+
+    /// The external base URL, without a trailing slash.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        match &self.http.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        }
+    }
+
+    /// Checks every value that serde's types do not; the first problem is reported with its
+    /// key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::new("data_dir", "must not be empty"));
+        }
+        self.listen_addr()?;
+        if let Some(u) = &self.http.public_url {
+            let ok = url::Url::parse(u)
+                .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some());
+            if !ok {
+                return Err(ConfigError::new("http.public_url", format!("'{u}' is not an http(s) URL")));
+            }
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err(ConfigError::new("http.max_body_bytes", "must be at least 1024"));
+        }
+        crate::store::parse_url(self.database_url().expose())
+            .map_err(|e| ConfigError::new("database.url", e.to_string()))?;
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::new("database.max_connections", "must be at least 1"));
+        }
+        match (self.sessions.backend, &self.sessions.redis_url) {
+            (SessionBackend::Redis, None) => {
+                return Err(ConfigError::new(
+                    "sessions.redis_url",
+                    "is required when sessions.backend = \"redis\"",
+                ));
+            }
+            (_, Some(u)) => {
+                let ok = url::Url::parse(u.expose()).is_ok_and(|p| matches!(p.scheme(), "redis" | "rediss"));
+                if !ok {
+                    return Err(ConfigError::new(
+                        "sessions.redis_url",
+                        "must be a redis:// or rediss:// URL",
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if self.sessions.key_prefix.is_empty() {
+            return Err(ConfigError::new("sessions.key_prefix", "must not be empty"));
+        }
+        if self.sessions.memory_max_entries == 0 {
+            return Err(ConfigError::new("sessions.memory_max_entries", "must be at least 1"));
+        }
+        let p = &self.password;
+        if argon2::Params::new(p.argon2_memory_kib, p.argon2_iterations, p.argon2_parallelism, None).is_err()
+        {
+            return Err(ConfigError::new(
+                "password.argon2_memory_kib",
+                "argon2 parameters are invalid (memory must be at least 8 KiB per lane, iterations and parallelism at least 1)",
+            ));
+        }
+        if p.min_length < 8 {
+            return Err(ConfigError::new("password.min_length", "must be at least 8"));
+        }
+        crate::domain::Username::parse(&self.bootstrap.admin_username)
+            .map_err(|e| ConfigError::new("bootstrap.admin_username", e.to_string()))?;
+        crate::domain::OrgPath::parse(&self.bootstrap.root_org_path)
+            .map_err(|e| ConfigError::new("bootstrap.root_org_path", e.to_string()))?;
+        Ok(())
+    }
+
+    /// The effective settings as TOML with secrets and URL passwords redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database.url = Some(self.database_url());
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+}

@@ -1,0 +1,187 @@
+//! Password hashing: argon2id on a bounded slice of the blocking pool, so a burst of logins
+//! queues here instead of starving token traffic; unknown users cost the same as known ones.
+
+use std::sync::Arc;
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+
+/// argon2id cost parameters (OWASP: m=19456 KiB, t=2, p=1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for PasswordParams {
+    fn default() -> Self {
+        Self { memory_kib: 19_456, iterations: 2, parallelism: 1 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("invalid argon2 parameters: {0}")]
+    Params(String),
+    #[error("password hashing failed")]
+    Hash,
+}
+
+/// The result of checking a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// Wrong password, unknown user, or no password set: callers cannot tell which.
+    Invalid,
+    /// Right password; `needs_rehash` when the stored hash used other parameters than the
+    /// current ones, so the caller should store a fresh hash.
+    Valid { needs_rehash: bool },
+}
+
+/// Hashes and verifies passwords. Cheap to clone.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    /// A hash of a random password with the current parameters: verified against when the
+    /// user is unknown so the response takes the same time.
+    dummy: Arc<str>,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher").field("params", &self.params).finish_non_exhaustive()
+    }
+}
+
+impl PasswordHasher {
+    /// `concurrency` bounds how many hashes run at once (at least 1).
+    pub fn new(params: PasswordParams, concurrency: usize) -> Result<Self, PasswordError> {
+        let params = Params::new(params.memory_kib, params.iterations, params.parallelism, None)
+            .map_err(|e| PasswordError::Params(e.to_string()))?;
+        let dummy_password = super::random_token(24);
+        let dummy = hasher(&params)
+            .hash_password(dummy_password.as_bytes())
+            .map_err(|_| PasswordError::Hash)?
+            .to_string();
+        Ok(Self { params, permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy: dummy.into() })
+    }
+
+    /// A PHC-format argon2id hash of `password` with a fresh random salt.
+    pub async fn hash(&self, password: SecretString) -> Result<String, PasswordError> {
+        let params = self.params.clone();
+        self.run(move || {
+            hasher(&params)
+                .hash_password(password.expose_secret().as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|_| PasswordError::Hash)
+        })
+        .await
+    }
+
+    /// Checks `password` against `stored`. With no stored hash (unknown user, or an account
+    /// that has never set a password) it verifies against a dummy hash and answers `Invalid`,
+    /// spending the same time as a real check.
+    pub async fn verify(
+        &self,
+        stored: Option<String>,
+        password: SecretString,
+    ) -> Result<Verification, PasswordError> {
+        let params = self.params.clone();
+        let dummy = self.dummy.clone();
+        self.run(move || {
+            let (hash, real) = match &stored {
+                Some(h) => (h.as_str(), true),
+                None => (&*dummy, false),
+            };
+            let Ok(parsed) = PasswordHash::new(hash) else {
+                // An unparseable stored hash still costs one verification.
+                let _ = hasher(&params).verify_password(password.expose_secret().as_bytes(), &*dummy);
+                return Ok(Verification::Invalid);
+            };
+            let ok = hasher(&params).verify_password(password.expose_secret().as_bytes(), &parsed).is_ok();
+            if !(ok && real) {
+                return Ok(Verification::Invalid);
+            }
+            Ok(Verification::Valid { needs_rehash: needs_rehash(&parsed, &params) })
+        })
+        .await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let _permit = self.permits.acquire().await.map_err(|_| PasswordError::Hash)?;
+        tokio::task::spawn_blocking(f).await.map_err(|_| PasswordError::Hash)?
+    }
+}
+
+fn hasher(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+fn needs_rehash(hash: &PasswordHash, current: &Params) -> bool {
+    if hash.algorithm.as_str() != "argon2id" {
+        return true;
+    }
+    match Params::try_from(hash) {
+        Ok(p) => {
+            p.m_cost() != current.m_cost() || p.t_cost() != current.t_cost() || p.p_cost() != current.p_cost()
+        }
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> PasswordParams {
+        PasswordParams { memory_kib: 64, iterations: 1, parallelism: 1 }
+    }
+
+    fn pw(s: &str) -> SecretString {
+        SecretString::from(s.to_owned())
+    }
+
+    #[tokio::test]
+    async fn a_hashed_password_verifies_and_a_wrong_one_does_not() {
+        let h = PasswordHasher::new(cheap(), 2).unwrap();
+        let hash = h.hash(pw("correct horse")).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        assert_eq!(
+            h.verify(Some(hash.clone()), pw("correct horse")).await.unwrap(),
+            Verification::Valid { needs_rehash: false }
+        );
+        assert_eq!(h.verify(Some(hash), pw("wrong")).await.unwrap(), Verification::Invalid);
+    }
+
+    #[tokio::test]
+    async fn unknown_users_and_garbage_hashes_are_invalid() {
+        let h = PasswordHasher::new(cheap(), 1).unwrap();
+        assert_eq!(h.verify(None, pw("anything")).await.unwrap(), Verification::Invalid);
+        assert_eq!(h.verify(Some("not a hash".into()), pw("x")).await.unwrap(), Verification::Invalid);
+    }
+
+    #[tokio::test]
+    async fn a_hash_with_old_parameters_asks_for_a_rehash() {
+        let old = PasswordHasher::new(cheap(), 1).unwrap();
+        let hash = old.hash(pw("pw")).await.unwrap();
+        let new = PasswordHasher::new(PasswordParams { memory_kib: 128, ..cheap() }, 1).unwrap();
+        assert_eq!(
+            new.verify(Some(hash), pw("pw")).await.unwrap(),
+            Verification::Valid { needs_rehash: true }
+        );
+    }
+
+    #[test]
+    fn the_defaults_are_owasp_argon2id() {
+        assert_eq!(
+            PasswordParams::default(),
+            PasswordParams { memory_kib: 19_456, iterations: 2, parallelism: 1 }
+        );
+    }
+}

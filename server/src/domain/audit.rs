@@ -1,0 +1,90 @@
+//! Audit events: what happened, who did it, to whom, and how it ended.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::Invalid;
+
+/// How an audited action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Failure,
+    Denied,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Denied => "denied",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        match s {
+            "success" => Ok(Self::Success),
+            "failure" => Ok(Self::Failure),
+            "denied" => Ok(Self::Denied),
+            other => Err(Invalid::new(format!("unknown outcome '{other}'"))),
+        }
+    }
+}
+
+/// An event a feature wants recorded. `details` must never hold a secret, password, code or
+/// token: only identifiers and counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    /// `user:<username>`, `client:<id>`, `cli`, `system`.
+    pub actor: String,
+    /// Dotted verb such as `user.create`, `login.password`, `audit.export`.
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: Outcome,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: serde_json::Value,
+}
+
+impl AuditEvent {
+    pub fn new(actor: impl Into<String>, action: impl Into<String>, outcome: Outcome) -> Self {
+        Self {
+            actor: actor.into(),
+            action: action.into(),
+            target: None,
+            outcome,
+            client_ip: None,
+            user_agent: None,
+            details: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    pub fn target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// An event as stored in the chain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: Outcome,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: serde_json::Value,
+    /// Hex HMAC-SHA256 of the previous record (64 zeros for the first).
+    pub prev_digest: String,
+    pub digest: String,
+}

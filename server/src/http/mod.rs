@@ -1,0 +1,8 @@
+//! The HTTP layer: the server's startup, shared middleware and the operational endpoints.
+//! Feature modules (oidc, login, admin) each expose `configure(&mut web::ServiceConfig)`.
+
+mod health;
+mod request_id;
+pub mod startup;
+
+pub use startup::Application;

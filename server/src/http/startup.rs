@@ -1,0 +1,80 @@
+//! Building and running the HTTP server.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{App, HttpResponse, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use super::{health, request_id};
+use crate::state::{AppState, StartError, num_cpus};
+
+/// A bound, not yet running server. `build` binds the listener itself so tests can ask for
+/// port 0 and read the real port back.
+pub struct Application {
+    port: u16,
+    url: String,
+    server: Server,
+}
+
+impl Application {
+    pub fn build(state: AppState) -> Result<Self, StartError> {
+        let settings = state.core.settings.clone();
+        let addr = settings.listen_addr()?;
+        let listener = TcpListener::bind(addr).map_err(StartError::Bind)?;
+        let bound = listener.local_addr().map_err(StartError::Bind)?;
+        let url = settings.public_url(bound);
+        let max_body = settings.http.max_body_bytes;
+        let workers = if settings.http.workers == 0 { num_cpus() } else { settings.http.workers };
+        let data = web::Data::new(state);
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(request_id::echo_request_id))
+                .wrap(TracingLogger::default())
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("x-content-type-options", "nosniff"))
+                        .add(("referrer-policy", "no-referrer")),
+                )
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .app_data(web::JsonConfig::default().limit(max_body))
+                .app_data(web::FormConfig::default().limit(max_body))
+                .configure(health::configure)
+                .default_service(web::to(not_found))
+        })
+        .workers(workers)
+        .shutdown_timeout(settings.http.shutdown_timeout_secs)
+        .listen(listener)
+        .map_err(StartError::Bind)?
+        .run();
+        Ok(Self { port: bound.port(), url, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The external base URL (the configured public URL, or `http://<bound address>`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A handle that can stop the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT or SIGTERM (graceful: in-flight requests get
+    /// `http.shutdown_timeout_secs` to finish) or until stopped through a handle.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type("application/problem+json")
+        .body(r#"{"type":"about:blank","title":"Not Found","status":404,"detail":"No such resource."}"#)
+}

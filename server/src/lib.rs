@@ -1,0 +1,16 @@
+//! Pramaan: an OpenID Connect provider and identity server for large field staffs and partner
+//! APIs. The binary `pramaan` is a thin CLI over this library; the tests build the same
+//! [`http::Application`] the binary runs.
+
+pub mod audit;
+pub mod bootstrap;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod http;
+pub mod sessions;
+pub mod state;
+pub mod store;
+pub mod telemetry;

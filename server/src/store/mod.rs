@@ -1,0 +1,24 @@
+//! Persistence: the only module that imports diesel. One schema over PostgreSQL and SQLite
+//! through a `MultiConnection` enum; repositories are small, one per aggregate, and convert
+//! rows to domain types at the boundary.
+
+pub mod audit_events;
+pub mod clients;
+mod conn;
+pub mod org_units;
+pub mod roles;
+mod schema;
+pub mod users;
+
+pub use conn::{AnyConnection, Backend, Database, DbError, parse_url, write_transaction};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+/// Stored times are UTC in a `TIMESTAMP` column.
+pub(crate) fn to_db_time(t: DateTime<Utc>) -> NaiveDateTime {
+    crate::clock::truncate_micros(t).naive_utc()
+}
+
+pub(crate) fn from_db_time(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}

@@ -1,0 +1,83 @@
+//! Repository for roles and user–role assignments.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::{roles, user_roles};
+use super::{AnyConnection, DbError, to_db_time};
+use crate::domain::{RoleName, UserId};
+
+/// Every role with its description, by name.
+pub fn list(conn: &mut AnyConnection) -> Result<Vec<(RoleName, String)>, DbError> {
+    let rows: Vec<(String, String)> = roles::table.order(roles::name.asc()).load(conn)?;
+    rows.into_iter()
+        .map(|(n, d)| RoleName::parse(&n).map(|r| (r, d)).map_err(|e| DbError::Conflict(e.0)))
+        .collect()
+}
+
+/// Grants `role` to `user`; granting a role the user already holds changes nothing.
+/// An unknown role or user is `DbError::Conflict`.
+pub fn assign(
+    conn: &mut AnyConnection,
+    user: &UserId,
+    role: &RoleName,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let held: i64 = user_roles::table
+        .filter(user_roles::user_id.eq(user.as_str()).and(user_roles::role_name.eq(role.as_str())))
+        .count()
+        .get_result(conn)?;
+    if held == 0 {
+        diesel::insert_into(user_roles::table)
+            .values((
+                user_roles::user_id.eq(user.as_str()),
+                user_roles::role_name.eq(role.as_str()),
+                user_roles::granted_at.eq(to_db_time(now)),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Grants many (user, role) pairs with multi-row statements; the caller holds the
+/// transaction. Pairs must not already exist.
+pub fn assign_many(
+    conn: &mut AnyConnection,
+    pairs: &[(UserId, RoleName)],
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let now = to_db_time(now);
+    for chunk in pairs.chunks(1000) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|(u, r)| {
+                (
+                    user_roles::user_id.eq(u.as_str()),
+                    user_roles::role_name.eq(r.as_str()),
+                    user_roles::granted_at.eq(now),
+                )
+            })
+            .collect();
+        let insert = diesel::insert_into(user_roles::table).values(&rows);
+        match conn {
+            AnyConnection::Postgresql(c) => insert.execute(c)?,
+            AnyConnection::Sqlite(c) => insert.execute(c)?,
+        };
+    }
+    Ok(())
+}
+
+/// The roles `user` holds, by name.
+pub fn roles_of(conn: &mut AnyConnection, user: &UserId) -> Result<Vec<RoleName>, DbError> {
+    let names: Vec<String> = user_roles::table
+        .filter(user_roles::user_id.eq(user.as_str()))
+        .select(user_roles::role_name)
+        .order(user_roles::role_name.asc())
+        .load(conn)?;
+    names.iter().map(|n| RoleName::parse(n).map_err(|e| DbError::Conflict(e.0))).collect()
+}
+
+/// How many users hold `role`.
+pub fn holders(conn: &mut AnyConnection, role: &RoleName) -> Result<i64, DbError> {
+    Ok(user_roles::table.filter(user_roles::role_name.eq(role.as_str())).count().get_result(conn)?)
+}

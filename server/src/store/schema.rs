@@ -1,0 +1,82 @@
+//! Diesel table definitions, written for both backends (see migrations/postgres and
+//! migrations/sqlite, which must stay column-for-column identical).
+
+diesel::table! {
+    org_units (id) {
+        id -> Text,
+        parent_id -> Nullable<Text>,
+        path -> Text,
+        name -> Text,
+        kind -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        display_name -> Text,
+        phone -> Nullable<Text>,
+        email -> Nullable<Text>,
+        org_unit_id -> Nullable<Text>,
+        status -> Text,
+        password_hash -> Nullable<Text>,
+        password_changed_at -> Nullable<Timestamp>,
+        must_change_password -> Bool,
+        tokens_valid_after -> Timestamp,
+        failed_logins -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    roles (name) {
+        name -> Text,
+        description -> Text,
+    }
+}
+
+diesel::table! {
+    user_roles (user_id, role_name) {
+        user_id -> Text,
+        role_name -> Text,
+        granted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    clients (id) {
+        id -> Text,
+        name -> Text,
+        category -> Text,
+        status -> Text,
+        tokens_valid_after -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_events (seq) {
+        seq -> BigInt,
+        occurred_at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        target -> Nullable<Text>,
+        outcome -> Text,
+        client_ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        details -> Text,
+        prev_digest -> Text,
+        digest -> Text,
+    }
+}
+
+diesel::joinable!(users -> org_units (org_unit_id));
+diesel::joinable!(user_roles -> users (user_id));
+diesel::joinable!(user_roles -> roles (role_name));
+
+diesel::allow_tables_to_appear_in_same_query!(org_units, users, roles, user_roles, clients, audit_events);

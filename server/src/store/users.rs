@@ -1,0 +1,258 @@
+//! Repository for user accounts (`users`).
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::users;
+use super::{AnyConnection, DbError, from_db_time, to_db_time};
+use crate::domain::{Email, NewUser, OrgUnitId, Phone, User, UserId, UserStatus, Username};
+
+#[derive(Queryable)]
+struct UserRow {
+    id: String,
+    username: String,
+    display_name: String,
+    phone: Option<String>,
+    email: Option<String>,
+    org_unit_id: Option<String>,
+    status: String,
+    password_hash: Option<String>,
+    password_changed_at: Option<chrono::NaiveDateTime>,
+    must_change_password: bool,
+    tokens_valid_after: chrono::NaiveDateTime,
+    failed_logins: i32,
+    locked_until: Option<chrono::NaiveDateTime>,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users, treat_none_as_default_value = false)]
+struct NewUserRow<'a> {
+    id: &'a str,
+    username: &'a str,
+    display_name: &'a str,
+    phone: Option<&'a str>,
+    email: Option<&'a str>,
+    org_unit_id: Option<&'a str>,
+    status: &'a str,
+    password_hash: Option<&'a str>,
+    password_changed_at: Option<chrono::NaiveDateTime>,
+    must_change_password: bool,
+    tokens_valid_after: chrono::NaiveDateTime,
+    failed_logins: i32,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
+}
+
+impl UserRow {
+    /// Rows were validated on the way in; a row that no longer parses is corrupt data and is
+    /// reported as an error rather than served.
+    fn into_domain(self) -> Result<(User, Option<String>), DbError> {
+        let corrupt = |what: &str, e: crate::domain::Invalid| {
+            DbError::Conflict(format!("stored user {} has an invalid {what}: {e}", self.id))
+        };
+        let user = User {
+            username: Username::parse(&self.username).map_err(|e| corrupt("username", e))?,
+            phone: self.phone.as_deref().map(Phone::parse).transpose().map_err(|e| corrupt("phone", e))?,
+            email: self.email.as_deref().map(Email::parse).transpose().map_err(|e| corrupt("email", e))?,
+            status: UserStatus::parse(&self.status).map_err(|e| corrupt("status", e))?,
+            id: UserId::from_string(self.id.clone()),
+            display_name: self.display_name,
+            org_unit_id: self.org_unit_id.map(OrgUnitId::from_string),
+            has_password: self.password_hash.is_some(),
+            password_changed_at: self.password_changed_at.map(from_db_time),
+            must_change_password: self.must_change_password,
+            tokens_valid_after: from_db_time(self.tokens_valid_after),
+            failed_logins: self.failed_logins,
+            locked_until: self.locked_until.map(from_db_time),
+            created_at: from_db_time(self.created_at),
+            updated_at: from_db_time(self.updated_at),
+        };
+        Ok((user, self.password_hash))
+    }
+}
+
+fn new_row<'a>(id: &'a UserId, u: &'a NewUser, now: chrono::NaiveDateTime) -> NewUserRow<'a> {
+    NewUserRow {
+        id: id.as_str(),
+        username: u.username.as_str(),
+        display_name: &u.display_name,
+        phone: u.phone.as_ref().map(Phone::as_str),
+        email: u.email.as_ref().map(Email::as_str),
+        org_unit_id: u.org_unit_id.as_ref().map(OrgUnitId::as_str),
+        status: UserStatus::Active.as_str(),
+        password_hash: u.password_hash.as_deref(),
+        password_changed_at: u.password_hash.as_ref().map(|_| now),
+        must_change_password: u.must_change_password,
+        tokens_valid_after: now,
+        failed_logins: 0,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Creates an active account. A taken username is `DbError::Conflict`.
+pub fn insert(conn: &mut AnyConnection, new: &NewUser, now: DateTime<Utc>) -> Result<User, DbError> {
+    let id = UserId::generate();
+    let now = to_db_time(now);
+    diesel::insert_into(users::table).values(new_row(&id, new, now)).execute(conn)?;
+    find(conn, &id)?.ok_or(DbError::NotFound)
+}
+
+/// Creates many accounts with one multi-row statement per chunk; the caller holds the
+/// transaction, so either all land or none. Returns the new ids in input order.
+pub fn insert_many(
+    conn: &mut AnyConnection,
+    new: &[NewUser],
+    now: DateTime<Utc>,
+) -> Result<Vec<UserId>, DbError> {
+    let now = to_db_time(now);
+    let ids: Vec<UserId> = new.iter().map(|_| UserId::generate()).collect();
+    // 14 columns per row: 500 rows stay far below both backends' bind-parameter limits.
+    for (chunk_ids, chunk) in ids.chunks(500).zip(new.chunks(500)) {
+        let rows: Vec<NewUserRow<'_>> =
+            chunk_ids.iter().zip(chunk).map(|(id, u)| new_row(id, u, now)).collect();
+        // Multi-row inserts do not compile through the multi-backend; each dialect has them.
+        let insert = diesel::insert_into(users::table).values(&rows);
+        match conn {
+            AnyConnection::Postgresql(c) => insert.execute(c)?,
+            AnyConnection::Sqlite(c) => insert.execute(c)?,
+        };
+    }
+    Ok(ids)
+}
+
+/// The account with this id, if any.
+pub fn find(conn: &mut AnyConnection, id: &UserId) -> Result<Option<User>, DbError> {
+    let row = users::table.find(id.as_str()).first::<UserRow>(conn).optional()?;
+    row.map(|r| r.into_domain().map(|(u, _)| u)).transpose()
+}
+
+/// The account with this username, if any.
+pub fn find_by_username(conn: &mut AnyConnection, username: &Username) -> Result<Option<User>, DbError> {
+    Ok(find_with_hash(conn, username)?.map(|(u, _)| u))
+}
+
+/// The account and its password hash (for login): the only function that lets a hash out.
+pub fn find_with_hash(
+    conn: &mut AnyConnection,
+    username: &Username,
+) -> Result<Option<(User, Option<String>)>, DbError> {
+    let row = users::table.filter(users::username.eq(username.as_str())).first::<UserRow>(conn).optional()?;
+    row.map(UserRow::into_domain).transpose()
+}
+
+/// Which of `usernames` are taken. Queries in chunks to stay under bind limits.
+pub fn existing_usernames(conn: &mut AnyConnection, usernames: &[&str]) -> Result<HashSet<String>, DbError> {
+    let mut taken = HashSet::new();
+    for chunk in usernames.chunks(1000) {
+        let found: Vec<String> =
+            users::table.filter(users::username.eq_any(chunk)).select(users::username).load(conn)?;
+        taken.extend(found);
+    }
+    Ok(taken)
+}
+
+/// Filter for [`list`]; every field narrows the result.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Only users whose org unit is in this subtree.
+    pub org_unit_ids: Option<Vec<OrgUnitId>>,
+    pub status: Option<UserStatus>,
+    /// Case-insensitive substring of the username or display name.
+    pub text: Option<String>,
+    /// Keyset cursor: only usernames after this one.
+    pub after_username: Option<String>,
+}
+
+/// Users ordered by username, at most `limit`.
+pub fn list(conn: &mut AnyConnection, filter: &UserFilter, limit: i64) -> Result<Vec<User>, DbError> {
+    let mut q = users::table.into_boxed();
+    if let Some(ids) = &filter.org_unit_ids {
+        q = q.filter(users::org_unit_id.eq_any(ids.iter().map(OrgUnitId::as_str).collect::<Vec<_>>()));
+    }
+    if let Some(s) = filter.status {
+        q = q.filter(users::status.eq(s.as_str()));
+    }
+    if let Some(t) = &filter.text {
+        let escaped = t.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
+        q = q.filter(
+            users::username.like(pattern.clone()).escape('\\').or(
+                diesel::dsl::sql::<diesel::sql_types::Bool>("LOWER(display_name) LIKE ")
+                    .bind::<diesel::sql_types::Text, _>(pattern)
+                    .sql(" ESCAPE '\\'"),
+            ),
+        );
+    }
+    if let Some(after) = &filter.after_username {
+        q = q.filter(users::username.gt(after.clone()));
+    }
+    let rows: Vec<UserRow> = q.order(users::username.asc()).limit(limit).load(conn)?;
+    rows.into_iter().map(|r| r.into_domain().map(|(u, _)| u)).collect()
+}
+
+/// Number of accounts.
+pub fn count(conn: &mut AnyConnection) -> Result<i64, DbError> {
+    Ok(users::table.count().get_result(conn)?)
+}
+
+/// Sets the status. Disabling also moves `tokens_valid_after` to `now`, so every token and
+/// session the user holds dies at once; enabling leaves it, so nothing old comes back.
+/// Returns `NotFound` for an unknown id.
+pub fn set_status(
+    conn: &mut AnyConnection,
+    id: &UserId,
+    status: UserStatus,
+    now: DateTime<Utc>,
+) -> Result<User, DbError> {
+    let now = to_db_time(now);
+    let n = match status {
+        UserStatus::Disabled => diesel::update(users::table.find(id.as_str()))
+            .set((
+                users::status.eq(status.as_str()),
+                users::tokens_valid_after.eq(now),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+        UserStatus::Active => diesel::update(users::table.find(id.as_str()))
+            .set((users::status.eq(status.as_str()), users::updated_at.eq(now)))
+            .execute(conn)?,
+    };
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    find(conn, id)?.ok_or(DbError::NotFound)
+}
+
+/// Stores a new password hash. `changed` says whether the password itself changed (and so
+/// clears `must_change_password` and stamps `password_changed_at`) or only its hash
+/// parameters did (rehash on login).
+pub fn set_password_hash(
+    conn: &mut AnyConnection,
+    id: &UserId,
+    hash: &str,
+    changed: bool,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let now = to_db_time(now);
+    let n = if changed {
+        diesel::update(users::table.find(id.as_str()))
+            .set((
+                users::password_hash.eq(hash),
+                users::password_changed_at.eq(now),
+                users::must_change_password.eq(false),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?
+    } else {
+        diesel::update(users::table.find(id.as_str())).set(users::password_hash.eq(hash)).execute(conn)?
+    };
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
