@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use pramaan_server::clock::SystemClock;
-use pramaan_server::config::{Settings, UrlWithPassword};
+use pramaan_server::config::{Secret, Settings, UrlWithPassword};
 use pramaan_server::http::Application;
-use pramaan_server::state::{AppState, Core};
+use pramaan_server::state::{AppState, Core, InitMode};
 
+use crate::cli::{TEST_AUDIT_KEY, TEST_KEK};
 use crate::db::TestDatabase;
 use crate::sessions::{TestSessionStore, session_store_under_test};
 
@@ -34,6 +35,8 @@ pub fn test_settings(db: &TestDatabase, data_dir: &std::path::Path) -> Settings 
     s.data_dir = data_dir.to_owned();
     s.database.url = Some(UrlWithPassword::new(db.url.clone()));
     s.database.max_connections = 8;
+    s.crypto.key_encryption_key = Some(Secret::new(TEST_KEK.into()));
+    s.crypto.audit_key = Some(Secret::new(TEST_AUDIT_KEY.into()));
     s
 }
 
@@ -41,7 +44,7 @@ pub async fn spawn_app() -> TestApp {
     let db = TestDatabase::create();
     let data_dir = tempfile::tempdir().expect("temp dir");
     let settings = test_settings(&db, data_dir.path());
-    let core = Core::init(settings, Arc::new(SystemClock)).expect("core starts");
+    let core = Core::init(settings, Arc::new(SystemClock), InitMode::Serve).expect("core starts");
     let sessions = session_store_under_test().await;
     let state = AppState { core: core.clone(), sessions: sessions.store.clone() };
     let app = Application::build(state.clone()).expect("server binds");

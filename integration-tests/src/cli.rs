@@ -26,11 +26,26 @@ pub async fn run_cli(args: &[&str], env: &[(String, String)], stdin: &str) -> Cl
     CliRun { code, stdout: captured.stdout(), stderr: captured.stderr() }
 }
 
+/// Keys the tests configure, as production would (base64 of 32 bytes). Commands refuse to
+/// invent keys, so the in-process server and every CLI run of a test share these.
+pub const TEST_KEK: &str = "dGVzdC1rZXktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM=";
+pub const TEST_AUDIT_KEY: &str = "dGVzdC1hdWRpdC1rZXktMzItYnl0ZXMtbG9uZy4uLi4=";
+
 /// The environment that points a command at a test database and data folder.
 pub fn env_for(db_url: &str, data_dir: &std::path::Path) -> Vec<(String, String)> {
     vec![
         ("PRAMAAN__DATABASE__URL".into(), db_url.into()),
         ("PRAMAAN__DATA_DIR".into(), data_dir.display().to_string()),
+        ("PRAMAAN__CRYPTO__KEY_ENCRYPTION_KEY".into(), TEST_KEK.into()),
+        ("PRAMAAN__CRYPTO__AUDIT_KEY".into(), TEST_AUDIT_KEY.into()),
         ("USER".into(), "tester".into()),
     ]
+}
+
+/// [`env_for`], after running `pramaan migrate` against that database.
+pub async fn migrated_env(db_url: &str, data_dir: &std::path::Path) -> Vec<(String, String)> {
+    let env = env_for(db_url, data_dir);
+    let run = run_cli(&["migrate"], &env, "").await;
+    assert!(run.ok(), "migrate failed: {}", run.stderr);
+    env
 }

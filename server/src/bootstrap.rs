@@ -1,15 +1,19 @@
 //! First run: the first administrator and the root organisation unit.
 //!
-//! When the database holds no user at all, `serve` creates the configured admin with a random
-//! one-time password, returned here to be printed once to the console (never logged), and
-//! flagged so it must be changed at first login. Any later start finds a user and does nothing,
-//! so no second password ever appears — and disabling the admin never silently re-creates it.
+//! The first time `serve` starts on a database, if no one holds the national admin role yet, it
+//! creates the configured admin with a random one-time password, returned here to be printed
+//! once to the console (never logged), flagged so it must be changed at first login. A marker
+//! in `server_meta` records that bootstrap happened, so no later start prints a second password
+//! — and disabling or demoting that admin never silently re-creates it.
 
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::{AuditEvent, NewUser, OrgPath, Outcome, RoleName, Username};
 use crate::state::{Core, StartError};
-use crate::store::{DbError, org_units, roles, users};
+use crate::store::{DbError, meta, org_units, roles, users};
+
+/// `server_meta` entry recording that bootstrap ran (the admin's id, or `existing`).
+const MARKER: &str = "bootstrap_admin";
 
 /// The role the first administrator receives.
 pub const BOOTSTRAP_ROLE: &str = "national_admin";
@@ -34,7 +38,7 @@ fn one_time_password() -> SecretString {
 pub async fn ensure_admin(core: &Core) -> Result<Option<BootstrapAdmin>, StartError> {
     let db_err =
         |source: DbError| StartError::Database { url: core.settings.database_url().redacted(), source };
-    if core.db.run(users::count).await.map_err(db_err)? > 0 {
+    if core.db.run(|c| meta::get(c, MARKER)).await.map_err(db_err)?.is_some() {
         return Ok(None);
     }
     let b = &core.settings.bootstrap;
@@ -61,7 +65,12 @@ pub async fn ensure_admin(core: &Core) -> Result<Option<BootstrapAdmin>, StartEr
         .db
         .run(move |c| {
             crate::store::write_transaction(c, |c| {
-                if users::count(c)? > 0 {
+                if meta::get(c, MARKER)?.is_some() {
+                    return Ok(None);
+                }
+                if roles::holders(c, &role)? > 0 {
+                    // Someone set the deployment up by hand (e.g. `user create --role …`).
+                    meta::get_or_insert(c, MARKER, "existing")?;
                     return Ok(None);
                 }
                 let org = match org_units::find_by_path(c, &root)? {
@@ -70,6 +79,7 @@ pub async fn ensure_admin(core: &Core) -> Result<Option<BootstrapAdmin>, StartEr
                 };
                 let user = users::insert(c, &NewUser { org_unit_id: Some(org.id), ..new }, now)?;
                 roles::assign(c, &user.id, &role, now)?;
+                meta::get_or_insert(c, MARKER, user.id.as_str())?;
                 audit.append_with(
                     c,
                     vec![

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use crate::audit::AuditLog;
 use crate::clock::Clock;
-use crate::config::{SessionBackend, Settings};
-use crate::crypto::{Keys, PasswordHasher, PasswordParams, load_keys};
+use crate::config::{SessionBackend, SessionSettings, Settings};
+use crate::crypto::{DevKeys, Keys, PasswordHasher, PasswordParams, load_keys};
 use crate::sessions::SessionStore;
 use crate::sessions::memory::MemoryStore;
 use crate::sessions::redis::RedisStore;
-use crate::store::Database;
+use crate::store::{Database, meta, write_transaction};
 
 /// Why the server or a command could not start. Each message names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -22,8 +22,9 @@ pub enum StartError {
     DataDir { path: String, reason: String },
     #[error("database.url ({url}): {source}")]
     Database { url: String, source: crate::store::DbError },
-    #[error("sessions.redis_url ({url}): {source}")]
-    Sessions { url: String, source: crate::sessions::StoreError },
+    /// The store's message names the (redacted) URL itself.
+    #[error("sessions.redis_url: {0}")]
+    Sessions(crate::sessions::StoreError),
     #[error(transparent)]
     Keys(#[from] crate::crypto::KeyError),
     #[error("password: {0}")]
@@ -32,6 +33,17 @@ pub enum StartError {
     Bind(std::io::Error),
     #[error("{0}")]
     Other(String),
+}
+
+/// How a process starts: the server may set things up; a one-off command only uses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitMode {
+    /// `serve`: apply migrations, create development keys if none are configured.
+    Serve,
+    /// Any other command: the schema must be current and the keys must exist, so a command run
+    /// from the wrong folder or with the wrong settings fails instead of changing the schema or
+    /// signing the audit trail with a key it just made up.
+    Command,
 }
 
 /// Database, keys and clock: what every command needs.
@@ -46,25 +58,43 @@ pub struct Core {
 }
 
 impl Core {
-    /// Creates the data folder, connects to the database, applies migrations and loads keys.
-    pub fn init(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
-        std::fs::create_dir_all(&settings.data_dir).map_err(|e| StartError::DataDir {
-            path: settings.data_dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
+    /// Creates the data folder (owner-only), connects to the database, applies migrations or
+    /// checks none are pending, loads the keys and checks they are the ones this database was
+    /// set up with.
+    pub fn init(settings: Settings, clock: Arc<dyn Clock>, mode: InitMode) -> Result<Self, StartError> {
+        ensure_private_dir(&settings.data_dir)?;
         let url = settings.database_url();
+        let db_err = |source| StartError::Database { url: url.redacted(), source };
         let db = Database::connect(
             url.expose(),
             settings.database.max_connections,
             Duration::from_secs(settings.database.connect_timeout_secs),
         )
-        .map_err(|source| StartError::Database { url: url.redacted(), source })?;
-        db.migrate().map_err(|source| StartError::Database { url: url.redacted(), source })?;
+        .map_err(db_err)?;
+        match mode {
+            InitMode::Serve => {
+                db.migrate().map_err(db_err)?;
+            }
+            InitMode::Command => {
+                if db.has_pending_migrations().map_err(db_err)? {
+                    return Err(StartError::Other(
+                        "the database schema is not current: run `pramaan migrate` (or start `pramaan serve`) first"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        let dev = if mode == InitMode::Serve { DevKeys::Generate } else { DevKeys::ExistingOnly };
         let keys = load_keys(
             settings.crypto.key_encryption_key.as_ref().map(|s| s.as_secret_string()),
             settings.crypto.audit_key.as_ref().map(|s| s.as_secret_string()),
             &settings.data_dir,
+            dev,
         )?;
+        check_fingerprints(&db, &keys).map_err(|e| match e {
+            FingerprintError::Db(source) => db_err(source),
+            FingerprintError::Mismatch(m) => StartError::Other(m),
+        })?;
         let p = &settings.password;
         let concurrency = if p.max_concurrent_hashes == 0 { num_cpus() } else { p.max_concurrent_hashes };
         let passwords = PasswordHasher::new(
@@ -80,6 +110,68 @@ impl Core {
     }
 }
 
+enum FingerprintError {
+    Db(crate::store::DbError),
+    Mismatch(String),
+}
+
+/// Records the keys' fingerprints at first start and refuses different keys afterwards: a
+/// wrong audit key would fork the chain for good, a wrong KEK would seal secrets that the
+/// rest of the fleet cannot open.
+fn check_fingerprints(db: &Database, keys: &Keys) -> Result<(), FingerprintError> {
+    let checks = [
+        ("kek_fingerprint", "crypto.key_encryption_key", keys.kek_fingerprint.clone()),
+        ("audit_key_fingerprint", "crypto.audit_key", keys.audit_fingerprint.clone()),
+    ];
+    db.run_blocking(|c| {
+        write_transaction(c, |c| {
+            for (name, setting, fingerprint) in &checks {
+                let stored = meta::get_or_insert(c, name, fingerprint)?;
+                if !crate::crypto::constant_time_eq(stored.as_bytes(), fingerprint.as_bytes()) {
+                    return Ok(Err(FingerprintError::Mismatch(format!(
+                        "{setting}: this is not the key this database was set up with \
+                         (expected fingerprint {stored}, got {fingerprint}); refusing to start"
+                    ))));
+                }
+            }
+            Ok(Ok(()))
+        })
+    })
+    .map_err(FingerprintError::Db)?
+}
+
+/// Creates `dir` readable by its owner only (it holds the SQLite database and development
+/// keys), and refuses an existing folder that others may write to.
+fn ensure_private_dir(dir: &std::path::Path) -> Result<(), StartError> {
+    let err = |reason: String| StartError::DataDir { path: dir.display().to_string(), reason };
+    if !dir.exists() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(dir).map_err(|e| err(e.to_string()))?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir).map_err(|e| err(e.to_string()))?.permissions().mode();
+        if mode & 0o022 != 0 {
+            return Err(err(format!(
+                "other users may write to it (mode {:o}); run `chmod 700 {}`",
+                mode & 0o777,
+                dir.display()
+            )));
+        }
+        if mode & 0o077 != 0 {
+            tracing::warn!(path = %dir.display(), mode = format!("{:o}", mode & 0o777), "data_dir is readable by other users; chmod 700 recommended");
+        }
+    }
+    Ok(())
+}
+
 /// What the HTTP server holds: the core plus the session store.
 #[derive(Clone)]
 pub struct AppState {
@@ -87,30 +179,21 @@ pub struct AppState {
     pub sessions: Arc<dyn SessionStore>,
 }
 
-impl AppState {
-    /// Connects the session store chosen in the settings; an unreachable Redis fails here,
-    /// at start, not at the first login.
-    pub async fn init(core: Core) -> Result<Self, StartError> {
-        let s = &core.settings.sessions;
-        let sessions: Arc<dyn SessionStore> = match s.backend {
-            SessionBackend::Memory => Arc::new(MemoryStore::new(s.memory_max_entries)),
-            SessionBackend::Redis => {
-                let url = s.redis_url.clone().ok_or_else(|| {
-                    StartError::Other(
-                        "sessions.redis_url: is required when sessions.backend = \"redis\"".into(),
-                    )
-                })?;
-                let store = RedisStore::connect(
-                    url.expose(),
-                    &s.key_prefix,
-                    Duration::from_secs(s.connect_timeout_secs),
-                )
-                .await
-                .map_err(|source| StartError::Sessions { url: url.redacted(), source })?;
-                Arc::new(store)
-            }
-        };
-        Ok(Self { core, sessions })
+/// Connects the session store chosen in the settings. An unreachable Redis fails here, at
+/// start, before anything is written.
+pub async fn connect_sessions(s: &SessionSettings) -> Result<Arc<dyn SessionStore>, StartError> {
+    match s.backend {
+        SessionBackend::Memory => Ok(Arc::new(MemoryStore::new(s.memory_max_entries))),
+        SessionBackend::Redis => {
+            let url = s.redis_url.clone().ok_or_else(|| {
+                StartError::Other("sessions.redis_url: is required when sessions.backend = \"redis\"".into())
+            })?;
+            let store =
+                RedisStore::connect(url.expose(), &s.key_prefix, Duration::from_secs(s.connect_timeout_secs))
+                    .await
+                    .map_err(StartError::Sessions)?;
+            Ok(Arc::new(store))
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use pramaan_integration_tests::app::test_settings;
 use pramaan_integration_tests::cli::{env_for, run_cli};
 use pramaan_server::clock::SystemClock;
 use pramaan_server::domain::{AuditEvent, Outcome};
-use pramaan_server::state::Core;
+use pramaan_server::state::{Core, InitMode};
 
 struct Fixture {
     core: Core,
@@ -19,7 +19,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let db = TestDatabase::create();
     let dir = tempfile::tempdir().unwrap();
-    let core = Core::init(test_settings(&db, dir.path()), Arc::new(SystemClock)).unwrap();
+    let core = Core::init(test_settings(&db, dir.path()), Arc::new(SystemClock), InitMode::Serve).unwrap();
     println!("audit suite on {}", db.backend);
     Fixture { core, db, dir }
 }
@@ -86,6 +86,40 @@ async fn changing_details_or_time_is_found_too() {
 }
 
 #[tokio::test]
+async fn rewriting_stored_text_is_found_even_when_it_parses_to_the_same_value() {
+    let f = fixture();
+    append_events(&f.core, 4).await;
+    // Same JSON value, different text: the digest covers the text as stored.
+    tamper(
+        &f.db,
+        "UPDATE audit_events SET details = '{\"i\": 1, \"roles\": [\"vaccinator\"]}' WHERE seq = 2",
+    );
+    assert_eq!(f.core.audit.verify().await.unwrap().broken.unwrap().seq, 2);
+}
+
+#[tokio::test]
+async fn an_outcome_rewritten_to_an_unknown_word_is_found() {
+    let f = fixture();
+    append_events(&f.core, 3).await;
+    tamper(&f.db, "UPDATE audit_events SET outcome = 'whatever' WHERE seq = 1");
+    assert_eq!(f.core.audit.verify().await.unwrap().broken.unwrap().seq, 1);
+}
+
+#[tokio::test]
+async fn floats_in_details_verify() {
+    let f = fixture();
+    f.core
+        .audit
+        .append(
+            AuditEvent::new("system", "test.float", Outcome::Success)
+                .details(serde_json::json!({"x": 0.1, "y": 1e-7, "z": 123456.789})),
+        )
+        .await
+        .unwrap();
+    assert!(f.core.audit.verify().await.unwrap().broken.is_none());
+}
+
+#[tokio::test]
 async fn deleting_an_event_from_the_middle_is_found() {
     let f = fixture();
     append_events(&f.core, 8).await;
@@ -106,15 +140,18 @@ async fn the_database_refuses_to_update_or_delete_audit_events() {
     assert!(f.core.audit.verify().await.unwrap().broken.is_none());
 }
 
+/// Two `Core`s with their own pools stand for two server instances on one database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn eight_concurrent_writers_leave_one_intact_chain() {
+async fn eight_concurrent_writers_on_two_instances_leave_one_intact_chain() {
     let f = fixture();
+    let second =
+        Core::init(test_settings(&f.db, f.dir.path()), Arc::new(SystemClock), InitMode::Serve).unwrap();
     let writers = 8;
     let per_writer = 500;
     let started = std::time::Instant::now();
     let mut tasks = Vec::new();
     for w in 0..writers {
-        let audit = f.core.audit.clone();
+        let audit = if w % 2 == 0 { f.core.audit.clone() } else { second.audit.clone() };
         tasks.push(tokio::spawn(async move {
             for i in 0..per_writer {
                 audit
@@ -134,6 +171,8 @@ async fn eight_concurrent_writers_leave_one_intact_chain() {
     let report = f.core.audit.verify().await.unwrap();
     assert!(report.broken.is_none(), "{:?}", report.broken);
     assert_eq!(report.verified, (writers * per_writer) as u64);
+    let all = f.core.audit.page(Default::default(), 10_000).await.unwrap();
+    assert!(all.windows(2).all(|w| w[0].occurred_at <= w[1].occurred_at), "times rise with seq");
 }
 
 #[tokio::test]

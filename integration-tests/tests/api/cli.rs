@@ -1,7 +1,7 @@
 //! The CLI, run in-process exactly as the binary runs it: good commands and bad input.
 
 use pramaan_integration_tests::TestDatabase;
-use pramaan_integration_tests::cli::{env_for, run_cli};
+use pramaan_integration_tests::cli::{env_for, migrated_env, run_cli};
 
 struct Fixture {
     db: TestDatabase,
@@ -9,11 +9,19 @@ struct Fixture {
     env: Vec<(String, String)>,
 }
 
-fn fixture() -> Fixture {
+/// A database with no schema yet.
+fn bare() -> Fixture {
     let db = TestDatabase::create();
     let dir = tempfile::tempdir().unwrap();
     let env = env_for(&db.url, dir.path());
     Fixture { db, dir, env }
+}
+
+/// A migrated database, as after `pramaan migrate`.
+async fn fixture() -> Fixture {
+    let f = bare();
+    let env = migrated_env(&f.db.url, f.dir.path()).await;
+    Fixture { env, ..f }
 }
 
 fn with(env: &[(String, String)], extra: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -25,20 +33,29 @@ fn with(env: &[(String, String)], extra: &[(&str, &str)]) -> Vec<(String, String
 
 #[tokio::test]
 async fn help_lists_every_command() {
+    use clap::CommandFactory;
+    let cli = pramaan_server::cli::Cli::command();
+    let names = |c: &clap::Command| c.get_subcommands().map(|s| s.get_name().to_owned()).collect::<Vec<_>>();
+    assert_eq!(names(&cli), ["serve", "migrate", "config", "user", "org", "audit"]);
+    let sub = |n: &str| names(cli.find_subcommand(n).unwrap());
+    assert_eq!(sub("config"), ["show"]);
+    assert_eq!(sub("user"), ["create", "list", "show", "disable", "enable", "import"]);
+    assert_eq!(sub("org"), ["create", "list"]);
+    assert_eq!(sub("audit"), ["verify", "export"]);
     let run = run_cli(&["--help"], &[], "").await;
     assert!(run.ok());
-    for cmd in ["serve", "migrate", "config", "user", "org", "audit"] {
-        assert!(run.stdout.contains(cmd), "{cmd} missing from:\n{}", run.stdout);
-    }
-    let user = run_cli(&["user", "--help"], &[], "").await;
-    for cmd in ["create", "list", "show", "disable", "enable", "import"] {
-        assert!(user.stdout.contains(cmd), "{cmd} missing from:\n{}", user.stdout);
+    for c in names(&cli) {
+        assert!(
+            run.stdout.lines().any(|l| l.trim_start().starts_with(&c)),
+            "{c} missing from:\n{}",
+            run.stdout
+        );
     }
 }
 
 #[tokio::test]
 async fn migrate_applies_once_then_reports_up_to_date() {
-    let f = fixture();
+    let f = bare();
     let first = run_cli(&["migrate"], &f.env, "").await;
     assert!(first.ok(), "{}", first.stderr);
     assert!(first.stdout.contains("applied"), "{}", first.stdout);
@@ -48,7 +65,7 @@ async fn migrate_applies_once_then_reports_up_to_date() {
 
 #[tokio::test]
 async fn config_show_prints_effective_settings_without_secrets() {
-    let f = fixture();
+    let f = fixture().await;
     let env = with(
         &f.env,
         &[
@@ -69,7 +86,7 @@ async fn config_show_prints_effective_settings_without_secrets() {
 
 #[tokio::test]
 async fn a_malformed_config_file_fails_with_its_line() {
-    let f = fixture();
+    let f = fixture().await;
     let file = f.dir.path().join("bad.toml");
     std::fs::write(&file, "[http]\nlisten = \"127.0.0.1:1\"\nworkers = [\n").unwrap();
     let run = run_cli(&["--config", file.to_str().unwrap(), "migrate"], &f.env, "").await;
@@ -80,7 +97,7 @@ async fn a_malformed_config_file_fails_with_its_line() {
 
 #[tokio::test]
 async fn an_unknown_config_key_is_named() {
-    let f = fixture();
+    let f = fixture().await;
     let file = f.dir.path().join("typo.toml");
     std::fs::write(&file, "[database]\nmax_conections = 3\n").unwrap();
     let run = run_cli(&["--config", file.to_str().unwrap(), "migrate"], &f.env, "").await;
@@ -90,7 +107,7 @@ async fn an_unknown_config_key_is_named() {
 
 #[tokio::test]
 async fn a_bad_database_url_is_named_and_creates_nothing() {
-    let f = fixture();
+    let f = bare();
     for (url, expect) in
         [("mysql://localhost/x", "database.url"), ("postgres://postgres@127.0.0.1:1/nope", "cannot connect")]
     {
@@ -100,12 +117,12 @@ async fn a_bad_database_url_is_named_and_creates_nothing() {
         assert!(run.stderr.contains(expect), "{url}: {}", run.stderr);
         assert!(run.stderr.contains("database.url"), "{url}: {}", run.stderr);
     }
-    assert!(!f.dir.path().join("pramaan.db").exists());
+    assert_eq!(std::fs::read_dir(f.dir.path()).unwrap().count(), 0, "nothing may be written");
 }
 
 #[tokio::test]
 async fn serve_with_an_unreachable_redis_fails_at_start_and_writes_no_admin() {
-    let f = fixture();
+    let f = bare();
     let env = with(
         &f.env,
         &[
@@ -121,13 +138,14 @@ async fn serve_with_an_unreachable_redis_fails_at_start_and_writes_no_admin() {
     assert!(run.stderr.contains("sessions.redis_url"), "{}", run.stderr);
     assert!(!run.stderr.contains("secretpw"), "the Redis password must not be printed: {}", run.stderr);
     assert!(!run.stdout.contains("one-time password"), "no admin may be created: {}", run.stdout);
-    let list = run_cli(&["user", "list", "--json"], &f.env, "").await;
-    assert_eq!(list.stdout.trim(), "[]");
+    assert_eq!(std::fs::read_dir(f.dir.path()).unwrap().count(), 0, "nothing may be written");
+    let schema = run_cli(&["user", "list"], &f.env, "").await;
+    assert!(schema.stderr.contains("schema is not current"), "not even migrations ran: {}", schema.stderr);
 }
 
 #[tokio::test]
 async fn users_are_created_shown_listed_disabled_and_enabled() {
-    let f = fixture();
+    let f = fixture().await;
     let org =
         run_cli(&["org", "create", "national", "--name", "National", "--kind", "national"], &f.env, "").await;
     assert!(org.ok(), "{}", org.stderr);
@@ -184,7 +202,7 @@ async fn users_are_created_shown_listed_disabled_and_enabled() {
 
 #[tokio::test]
 async fn user_create_rejects_bad_input_and_writes_nothing() {
-    let f = fixture();
+    let f = fixture().await;
     let cases: [(&[&str], &str, &str); 6] = [
         (&["user", "create", "x", "--name", "X"], "", "username"),
         (&["user", "create", "ravi", "--name", "Ravi", "--phone", "98123"], "", "--phone"),
@@ -219,7 +237,7 @@ async fn user_create_rejects_bad_input_and_writes_nothing() {
 
 #[tokio::test]
 async fn org_create_needs_an_existing_parent() {
-    let f = fixture();
+    let f = fixture().await;
     let run = run_cli(&["org", "create", "national/ka", "--name", "Karnataka"], &f.env, "").await;
     assert!(!run.ok());
     assert!(run.stderr.contains("parent org unit 'national' does not exist"), "{}", run.stderr);
@@ -227,4 +245,38 @@ async fn org_create_needs_an_existing_parent() {
     assert!(!bad.ok() && bad.stderr.contains("path"), "{}", bad.stderr);
     let list = run_cli(&["org", "list", "--json"], &f.env, "").await;
     assert_eq!(list.stdout.trim(), "[]");
+}
+
+#[tokio::test]
+async fn commands_refuse_a_database_whose_schema_is_not_current() {
+    let f = bare();
+    let run = run_cli(&["user", "list"], &f.env, "").await;
+    assert!(!run.ok());
+    assert!(run.stderr.contains("run `pramaan migrate`"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn a_command_never_invents_keys_and_refuses_keys_the_database_does_not_know() {
+    let f = fixture().await;
+    assert!(run_cli(&["org", "list"], &f.env, "").await.ok());
+    let no_keys: Vec<(String, String)> =
+        f.env.iter().filter(|(k, _)| !k.starts_with("PRAMAAN__CRYPTO__")).cloned().collect();
+    let run = run_cli(&["org", "list"], &no_keys, "").await;
+    assert!(!run.ok());
+    assert!(run.stderr.contains("crypto.key_encryption_key is not set"), "{}", run.stderr);
+    assert!(!f.dir.path().join("dev-key-encryption.key").exists(), "a command must not generate keys");
+
+    let other =
+        with(&f.env, &[("PRAMAAN__CRYPTO__AUDIT_KEY", "b3RoZXItYXVkaXQta2V5LTMyLWJ5dGVzLWxvbmcuLi4=")]);
+    let run = run_cli(&["user", "create", "ravi", "--name", "Ravi"], &other, "").await;
+    assert!(!run.ok());
+    assert!(
+        run.stderr.contains("crypto.audit_key: this is not the key this database was set up with"),
+        "{}",
+        run.stderr
+    );
+    let list = run_cli(&["user", "list", "--json"], &f.env, "").await;
+    assert_eq!(list.stdout.trim(), "[]", "nothing written with the wrong key");
+    let verify = run_cli(&["audit", "verify"], &f.env, "").await;
+    assert!(verify.ok(), "{}", verify.stderr);
 }

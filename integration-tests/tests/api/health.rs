@@ -117,3 +117,13 @@ async fn readyz_answers_503_naming_the_database_when_postgres_is_gone() {
     assert_eq!(body["database"], "unreachable");
     assert_eq!(body["sessions"], "ok");
 }
+
+#[tokio::test]
+async fn a_rediss_url_gets_as_far_as_connecting_over_tls() {
+    // Nothing listens on port 1: the failure must be the connection, not a missing TLS build.
+    let err =
+        RedisStore::connect("rediss://127.0.0.1:1", "p:", Duration::from_millis(500)).await.unwrap_err();
+    let message = err.to_string();
+    assert!(!message.to_lowercase().contains("feature"), "{message}");
+    assert!(message.contains("127.0.0.1:1"), "{message}");
+}

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use pramaan_integration_tests::TestDatabase;
-use pramaan_integration_tests::cli::{env_for, run_cli};
+use pramaan_integration_tests::cli::{migrated_env, run_cli};
 
 struct Fixture {
     _db: TestDatabase,
@@ -14,7 +14,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let db = TestDatabase::create();
     let dir = tempfile::tempdir().unwrap();
-    let env = env_for(&db.url, dir.path());
+    let env = migrated_env(&db.url, dir.path()).await;
     for (path, kind) in [("national", "national"), ("national/ka", "state"), ("national/ka/blr", "district")]
     {
         let run = run_cli(&["org", "create", path, "--name", path, "--kind", kind], &env, "").await;

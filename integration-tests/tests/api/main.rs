@@ -3,6 +3,7 @@
 //! `pramaan_integration_tests`), so `.ci/run` runs it once embedded and once on real services.
 
 mod audit;
+mod backends;
 mod cli;
 mod health;
 mod import;

@@ -9,9 +9,9 @@ use pramaan_server::clock::{Clock, FixedClock};
 use pramaan_server::domain::{
     ClientCategory, ClientId, ClientStatus, NewUser, OrgPath, Phone, RoleName, UserStatus, Username,
 };
-use pramaan_server::state::Core;
+use pramaan_server::state::{Core, InitMode};
 use pramaan_server::store::users::UserFilter;
-use pramaan_server::store::{DbError, clients, org_units, roles, users};
+use pramaan_server::store::{DbError, clients, org_units, roles, users, write_transaction};
 
 struct Fixture {
     core: Core,
@@ -24,7 +24,7 @@ fn fixture() -> Fixture {
     let db = TestDatabase::create();
     let dir = tempfile::tempdir().unwrap();
     let clock = FixedClock::new(Utc::now());
-    let core = Core::init(test_settings(&db, dir.path()), Arc::new(clock.clone())).unwrap();
+    let core = Core::init(test_settings(&db, dir.path()), Arc::new(clock.clone()), InitMode::Serve).unwrap();
     println!("repository suite on {}", db.backend);
     Fixture { core, clock, _db: db, _dir: dir }
 }
@@ -161,11 +161,12 @@ fn user_lists_filter_and_page_by_username() {
         .db
         .run_blocking(|c| {
             let ka = org_units::create(c, &path("ka"), "Karnataka", "state", now)?;
-            for (i, name) in ["anil", "bina", "chitra", "dev_k", "devika"].iter().enumerate() {
+            let blr = org_units::create(c, &path("ka/blr"), "Bengaluru", "district", now)?;
+            let kar = org_units::create(c, &path("kar"), "Not inside ka", "state", now)?;
+            let homes = [Some(&ka), None, Some(&blr), None, Some(&kar)];
+            for (name, home) in ["anil", "bina", "chitra", "dev_k", "devika"].iter().zip(homes) {
                 let mut u = new_user(name);
-                if i % 2 == 0 {
-                    u.org_unit_id = Some(ka.id.clone());
-                }
+                u.org_unit_id = home.map(|o| o.id.clone());
                 users::insert(c, &u, now)?;
             }
             let first = users::list(c, &UserFilter::default(), 2)?;
@@ -177,14 +178,12 @@ fn user_lists_filter_and_page_by_username() {
                 10,
             )?;
             assert_eq!(next.len(), 3);
-            let in_ka = users::list(
-                c,
-                &UserFilter { org_unit_ids: Some(vec![ka.id.clone()]), ..Default::default() },
-                10,
-            )?;
+            let in_ka =
+                users::list(c, &UserFilter { org_subtree: Some(path("ka")), ..Default::default() }, 10)?;
             assert_eq!(
                 in_ka.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(),
-                ["anil", "chitra", "devika"]
+                ["anil", "chitra"],
+                "the subtree holds ka and ka/blr, not kar"
             );
             // '_' is a LIKE wildcard: a search for "dev_" must not match "devika".
             let found = users::list(c, &UserFilter { text: Some("dev_".into()), ..Default::default() }, 10)?;
@@ -260,4 +259,35 @@ fn suspending_a_client_moves_its_token_cutoff_and_resuming_keeps_it() {
         f.core.db.run_blocking(|c| clients::insert(c, &id, "Dup", ClientCategory::Private, t1)),
         Err(DbError::Conflict(_))
     ));
+}
+
+#[test]
+fn a_failed_write_transaction_leaves_nothing_behind() {
+    let f = fixture();
+    let now = f.clock.now();
+    let result: Result<(), DbError> = f.core.db.run_blocking(|c| {
+        write_transaction(c, |c| {
+            users::insert(c, &new_user("ghost"), now)?;
+            // A nested step that fails rolls back only itself (a savepoint)...
+            let inner: Result<(), DbError> = write_transaction(c, |c| {
+                users::insert(c, &new_user("inner"), now)?;
+                Err(DbError::Conflict("stop".into()))
+            });
+            assert!(inner.is_err());
+            assert!(users::find_by_username(c, &Username::parse("inner").unwrap())?.is_none());
+            assert!(users::find_by_username(c, &Username::parse("ghost").unwrap())?.is_some());
+            // ...and a failure of the outer one rolls back everything.
+            Err(DbError::Conflict("abort".into()))
+        })
+    });
+    assert!(result.is_err());
+    assert_eq!(f.core.db.run_blocking(users::count).unwrap(), 0);
+    // The connection went back to the pool usable, not stuck in a transaction.
+    for _ in 0..10 {
+        f.core.db.run_blocking(|c| users::insert(c, &new_user(&format!("u{}", uuid_like())), now)).unwrap();
+    }
+}
+
+fn uuid_like() -> String {
+    pramaan_server::crypto::random_token(6).to_lowercase().replace(['-', '_'], "x")
 }

@@ -1,11 +1,21 @@
 -- Foundation schema. Kept column-for-column identical to migrations/sqlite (a test checks
 -- that the folder names match; the repository suites run on both). Portable types only:
 -- ids and JSON as TEXT, times as TIMESTAMP holding UTC with microsecond precision.
+-- Usernames and paths sort by bytes (COLLATE "C"), as SQLite sorts them, so listings and
+-- keyset cursors agree across backends.
+
+-- Facts about this deployment the server checks at every start: fingerprints of the keys
+-- the data was written with (a wrong key is refused instead of silently forking the audit
+-- chain or sealing secrets nobody can open), and whether the first admin was created.
+CREATE TABLE server_meta (
+    name   TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
 
 CREATE TABLE org_units (
     id          TEXT PRIMARY KEY,
     parent_id   TEXT REFERENCES org_units (id),
-    path        TEXT NOT NULL UNIQUE,
+    path        TEXT COLLATE "C" NOT NULL UNIQUE,
     name        TEXT NOT NULL,
     kind        TEXT NOT NULL,
     created_at  TIMESTAMP NOT NULL
@@ -14,7 +24,7 @@ CREATE INDEX org_units_parent ON org_units (parent_id);
 
 CREATE TABLE users (
     id                    TEXT PRIMARY KEY,
-    username              TEXT NOT NULL UNIQUE,
+    username              TEXT COLLATE "C" NOT NULL UNIQUE,
     display_name          TEXT NOT NULL,
     phone                 TEXT,
     email                 TEXT,
@@ -94,3 +104,7 @@ CREATE TRIGGER audit_events_no_update BEFORE UPDATE OR DELETE ON audit_events
     FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
 CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
     FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
+
+-- The trigger guards against mistakes; against a hostile operator it holds only when the server
+-- connects as a role that may INSERT and SELECT audit_events but does not own it (an owner can
+-- disable triggers). See README, "Production setup". The hash chain detects what gets past.

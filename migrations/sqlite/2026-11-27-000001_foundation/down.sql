@@ -4,3 +4,4 @@ DROP TABLE user_roles;
 DROP TABLE roles;
 DROP TABLE users;
 DROP TABLE org_units;
+DROP TABLE server_meta;

@@ -2,6 +2,14 @@
 -- that the folder names match; the repository suites run on both). Portable types only:
 -- ids and JSON as TEXT, times as TIMESTAMP holding UTC with microsecond precision.
 
+-- Facts about this deployment the server checks at every start: fingerprints of the keys
+-- the data was written with (a wrong key is refused instead of silently forking the audit
+-- chain or sealing secrets nobody can open), and whether the first admin was created.
+CREATE TABLE server_meta (
+    name   TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
+
 CREATE TABLE org_units (
     id          TEXT PRIMARY KEY,
     parent_id   TEXT REFERENCES org_units (id),

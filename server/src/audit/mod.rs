@@ -42,8 +42,8 @@ pub struct VerifyReport {
     pub broken: Option<BrokenLink>,
 }
 
-/// The exact bytes the digest covers. Field order is fixed by this struct; `details` is
-/// compared as stored JSON text, re-serialised from the parsed value.
+/// The exact bytes the digest covers. Field order is fixed by this struct; every field is the
+/// text as stored.
 #[derive(Serialize)]
 struct Canonical<'a> {
     v: u8,
@@ -55,7 +55,7 @@ struct Canonical<'a> {
     outcome: &'a str,
     client_ip: Option<&'a str>,
     user_agent: Option<&'a str>,
-    details: &'a serde_json::Value,
+    details: &'a str,
 }
 
 fn canonical_time(t: DateTime<Utc>) -> String {
@@ -71,7 +71,7 @@ fn digest_of(key: &Digester, r: &AuditRecord) -> String {
         actor: &r.actor,
         action: &r.action,
         target: r.target.as_deref(),
-        outcome: r.outcome.as_str(),
+        outcome: &r.outcome,
         client_ip: r.client_ip.as_deref(),
         user_agent: r.user_agent.as_deref(),
         details: &r.details,
@@ -94,18 +94,18 @@ impl AuditLog {
 
     /// Appends events in order in one transaction.
     pub async fn append_many(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditRecord>, DbError> {
-        let key = self.key.clone();
-        let now = self.clock.now();
-        self.db.run(move |c| append_blocking(c, &key, now, events)).await
+        let this = self.clone();
+        self.db.run(move |c| this.append_with(c, events)).await
     }
 
-    /// Appends from synchronous code (the CLI inside a `run_blocking` closure).
+    /// Appends inside the caller's transaction (so the event commits or rolls back with the
+    /// change it records).
     pub fn append_with(
         &self,
         conn: &mut crate::store::AnyConnection,
         events: Vec<AuditEvent>,
     ) -> Result<Vec<AuditRecord>, DbError> {
-        append_blocking(conn, &self.key, self.clock.now(), events)
+        append_blocking(conn, &self.key, &*self.clock, events)
     }
 
     /// Walks the whole chain from the first record and stops at the first that does not
@@ -166,24 +166,27 @@ impl AuditLog {
 fn append_blocking(
     conn: &mut crate::store::AnyConnection,
     key: &Digester,
-    now: DateTime<Utc>,
+    clock: &dyn Clock,
     events: Vec<AuditEvent>,
 ) -> Result<Vec<AuditRecord>, DbError> {
     let mut events = events.into_iter();
     let count = events.len();
+    let mut now = None;
     audit_events::append(conn, count, |seq, prev| {
+        // Read under the lock: times then rise with seq, whatever the wait for the lock.
+        let at = *now.get_or_insert_with(|| clock.now());
         let e =
             events.next().unwrap_or_else(|| AuditEvent::new("system", "audit.internal", Outcome::Failure));
         let mut r = AuditRecord {
             seq,
-            occurred_at: now,
+            occurred_at: at,
             actor: e.actor,
             action: e.action,
             target: e.target,
-            outcome: e.outcome,
+            outcome: e.outcome.as_str().to_owned(),
             client_ip: e.client_ip,
             user_agent: e.user_agent,
-            details: e.details,
+            details: e.details.to_string(),
             prev_digest: prev.to_owned(),
             digest: String::new(),
         };
@@ -203,10 +206,10 @@ mod tests {
             actor: "cli".into(),
             action: "user.create".into(),
             target: Some("user:asha".into()),
-            outcome: Outcome::Success,
+            outcome: "success".into(),
             client_ip: None,
             user_agent: None,
-            details: serde_json::json!({"b": 1, "a": [1, 2]}),
+            details: r#"{"a":[1,2],"b":1}"#.into(),
             prev_digest: prev.into(),
             digest: String::new(),
         }
@@ -221,10 +224,28 @@ mod tests {
         r.actor = "cli2".into();
         changed.push(r);
         let mut r = record(1, GENESIS_DIGEST);
-        r.outcome = Outcome::Denied;
+        r.outcome = "denied".into();
         changed.push(r);
         let mut r = record(1, GENESIS_DIGEST);
-        r.details = serde_json::json!({"b": 2, "a": [1, 2]});
+        r.outcome = "garbage".into();
+        changed.push(r);
+        let mut r = record(1, GENESIS_DIGEST);
+        r.details = r#"{"a":[1,2],"b":2}"#.into();
+        changed.push(r);
+        let mut r = record(1, GENESIS_DIGEST);
+        r.details = r#"{"a": [1,2],"b":1}"#.into();
+        changed.push(r);
+        let mut r = record(1, GENESIS_DIGEST);
+        r.target = None;
+        changed.push(r);
+        let mut r = record(1, GENESIS_DIGEST);
+        r.client_ip = Some("10.0.0.1".into());
+        changed.push(r);
+        let mut r = record(1, GENESIS_DIGEST);
+        r.user_agent = Some("curl".into());
+        changed.push(r);
+        let mut r = record(1, GENESIS_DIGEST);
+        r.action = "user.delete".into();
         changed.push(r);
         let mut r = record(1, GENESIS_DIGEST);
         r.occurred_at += chrono::TimeDelta::microseconds(1);

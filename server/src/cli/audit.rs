@@ -58,8 +58,16 @@ pub async fn run(core: &Core, actor: &str, cmd: AuditCommand, io: &mut Io) -> Cl
             let mut file;
             let out: &mut dyn Write = match &output {
                 Some(p) => {
+                    // The trail names people and actions: owner-only, and never over another file.
+                    let mut opts = std::fs::OpenOptions::new();
+                    opts.write(true).create_new(true);
+                    #[cfg(unix)]
+                    {
+                        use std::os::unix::fs::OpenOptionsExt;
+                        opts.mode(0o600);
+                    }
                     file = std::io::BufWriter::new(
-                        std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+                        opts.open(p).with_context(|| format!("cannot create {}", p.display()))?,
                     );
                     &mut file
                 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use clap::{Parser, Subcommand};
 
 use crate::clock::SystemClock;
-use crate::state::Core;
+use crate::state::{Core, InitMode};
 
 /// Pramaan: OpenID Connect provider and identity server.
 #[derive(Debug, Parser)]
@@ -120,7 +120,7 @@ pub async fn main(args: Vec<OsString>, env: Vec<(String, String)>, mut io: Io) -
         Ok(c) => c,
         Err(e) => {
             let code = e.exit_code();
-            let rendered = e.render().ansi().to_string();
+            let rendered = e.render().to_string();
             let out = if code == 0 { &mut io.stdout } else { &mut io.stderr };
             let _ = write!(out, "{rendered}");
             return ExitCode::from(u8::try_from(code).unwrap_or(2));
@@ -141,7 +141,7 @@ async fn run(cli: Cli, env: Vec<(String, String)>, io: &mut Io) -> CliResult {
         _ => "cli".to_owned(),
     };
     let settings = crate::config::load(cli.config.as_deref(), env)?;
-    let core = || Core::init(settings.clone(), Arc::new(SystemClock));
+    let core = || Core::init(settings.clone(), Arc::new(SystemClock), InitMode::Command);
     match cli.command {
         Command::Serve(args) => serve::run(settings, args, io).await,
         Command::Migrate => {

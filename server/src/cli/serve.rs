@@ -8,10 +8,10 @@ use secrecy::ExposeSecret;
 
 use super::{CliResult, Io};
 use crate::clock::SystemClock;
-use crate::config::Settings;
+use crate::config::{LogFormat, Settings};
 use crate::crypto::KeySource;
 use crate::http::Application;
-use crate::state::{AppState, Core};
+use crate::state::{AppState, Core, InitMode, connect_sessions};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -32,27 +32,14 @@ pub async fn run(mut settings: Settings, args: ServeArgs, io: &mut Io) -> CliRes
     }
     settings.validate()?;
     crate::telemetry::init(&settings.log);
-    let core = Core::init(settings, Arc::new(SystemClock))?;
     // Connect the session store before writing anything: an unreachable Redis must stop the
-    // start with nothing half-done (no admin created whose password nobody saw).
-    let state = AppState::init(core).await?;
-    let core = &state.core;
-    for (what, source) in
-        [("key-encryption key", &core.keys.kek_source), ("audit key", &core.keys.audit_source)]
-    {
-        if let KeySource::DevelopmentFile { path, created } = source {
-            let verb = if *created { "generated" } else { "using" };
-            writeln!(
-                io.stderr,
-                "WARNING: {verb} a DEVELOPMENT {what} in {}. Production must supply its own \
-                 (crypto.key_encryption_key / crypto.audit_key, or PRAMAAN__CRYPTO__…_FILE): \
-                 anyone who can read this file can open sealed secrets or forge the audit trail.",
-                path.display()
-            )?;
-            tracing::warn!(key = what, path = %path.display(), "development key in use; production must supply its own");
-        }
-    }
-    if let Some(admin) = crate::bootstrap::ensure_admin(core).await? {
+    // start with nothing done (no keys generated, no admin whose password nobody saw).
+    let sessions = connect_sessions(&settings.sessions).await?;
+    let core = Core::init(settings, Arc::new(SystemClock), InitMode::Serve)?;
+    warn_about_development_keys(&core, io)?;
+    // Bind before creating the first admin, so a port in use fails before a password is made.
+    let app = Application::build(AppState { core: core.clone(), sessions })?;
+    if let Some(admin) = crate::bootstrap::ensure_admin(&core).await? {
         // Printed once to the console, never through the logger.
         writeln!(
             io.stdout,
@@ -62,11 +49,32 @@ pub async fn run(mut settings: Settings, args: ServeArgs, io: &mut Io) -> CliRes
             admin.one_time_password.expose_secret()
         )?;
     }
-    let app = Application::build(state)?;
     writeln!(io.stdout, "Pramaan is listening on {}", app.url())?;
     io.stdout.flush()?;
     tracing::info!(url = app.url(), "listening");
     app.run_until_stopped().await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+fn warn_about_development_keys(core: &Core, io: &mut Io) -> CliResult {
+    for (what, source) in
+        [("key-encryption key", &core.keys.kek_source), ("audit key", &core.keys.audit_source)]
+    {
+        if let KeySource::DevelopmentFile { path, created } = source {
+            let verb = if *created { "generated" } else { "using" };
+            tracing::warn!(key = what, path = %path.display(), "development key in use; production must supply its own");
+            // A banner a person cannot miss; with JSON logs the line above is what shippers see.
+            if core.settings.log.format == LogFormat::Human {
+                writeln!(
+                    io.stderr,
+                    "WARNING: {verb} a DEVELOPMENT {what} in {}. Production must supply its own \
+                     (crypto.key_encryption_key / crypto.audit_key, or PRAMAAN__CRYPTO__…_FILE): \
+                     anyone who can read this file can open sealed secrets or forge the audit trail.",
+                    path.display()
+                )?;
+            }
+        }
+    }
     Ok(())
 }

@@ -263,19 +263,12 @@ async fn list(core: &Core, a: ListArgs, io: &mut Io) -> CliResult {
     let (users, paths) = core
         .db
         .run(move |c| {
-            let org_unit_ids = match &org {
-                Some(p) => {
-                    let units = org_units::list(c, Some(p))?;
-                    if units.is_empty() {
-                        return Err(crate::store::DbError::Conflict(format!(
-                            "org unit '{p}' does not exist"
-                        )));
-                    }
-                    Some(units.into_iter().map(|u| u.id).collect())
-                }
-                None => None,
-            };
-            let filter = UserFilter { org_unit_ids, status, text: a.search, after_username: a.after };
+            if let Some(p) = &org
+                && org_units::find_by_path(c, p)?.is_none()
+            {
+                return Err(crate::store::DbError::Conflict(format!("org unit '{p}' does not exist")));
+            }
+            let filter = UserFilter { org_subtree: org, status, text: a.search, after_username: a.after };
             let users = users::list(c, &filter, a.limit)?;
             let paths: std::collections::HashMap<_, _> =
                 org_units::ids_by_path(c)?.into_iter().map(|(p, id)| (id, p)).collect();

@@ -38,6 +38,12 @@ pub fn load(
     let mut vars: Vec<(String, String)> =
         env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
     vars.sort();
+    // X and X_FILE together: which one wins would be an accident of ordering.
+    if let Some((k, _)) =
+        vars.iter().find(|(k, _)| vars.iter().any(|(other, _)| *other == format!("{k}_FILE")))
+    {
+        return Err(ConfigError::new(k, format!("both {k} and {k}_FILE are set; keep one")));
+    }
     for (name, raw) in vars {
         apply_env(&mut tree, &defaults, &name, raw)?;
     }

@@ -276,6 +276,12 @@ impl Settings {
                 "argon2 parameters are invalid (memory must be at least 8 KiB per lane, iterations and parallelism at least 1)",
             ));
         }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return Err(ConfigError::new(
+                "log.filter",
+                format!("'{}' is not a tracing filter: {e}", self.log.filter),
+            ));
+        }
         if p.min_length < 8 {
             return Err(ConfigError::new("password.min_length", "must be at least 8"));
         }

@@ -52,38 +52,38 @@ impl UrlWithPassword {
         &self.0
     }
 
-    /// The URL with any password replaced by `***`; unparseable input is hidden entirely
-    /// past its scheme, since it might be a password pasted into the wrong place.
+    /// The URL with any password replaced by `***`: in the userinfo, or in a query parameter
+    /// whose name contains `pass` (libpq's `password=`, redis+unix's `pass=`). Unparseable
+    /// input is hidden entirely past its scheme, since it might be a password pasted into the
+    /// wrong place.
     pub fn redacted(&self) -> String {
-        match url::Url::parse(&self.0) {
-            Ok(mut u) => {
-                if u.password().is_some() {
-                    let _ = u.set_password(Some("***"));
+        const HIDDEN: &str = "***";
+        let Ok(mut u) = url::Url::parse(&self.0) else {
+            return match self.0.split_once(':') {
+                Some((scheme, _))
+                    if !scheme.is_empty()
+                        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') =>
+                {
+                    format!("{scheme}:{HIDDEN}")
                 }
-                // Passwords can also hide in a query (`?password=`) for libpq.
-                if u.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password")) {
-                    let pairs: Vec<(String, String)> = u
-                        .query_pairs()
-                        .map(|(k, v)| {
-                            let v = if k.eq_ignore_ascii_case("password") {
-                                "***".into()
-                            } else {
-                                v.into_owned()
-                            };
-                            (k.into_owned(), v)
-                        })
-                        .collect();
-                    u.query_pairs_mut().clear().extend_pairs(pairs);
-                }
-                u.to_string()
-            }
-            Err(_) => match self.0.split_once(':') {
-                Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphanumeric()) => {
-                    format!("{scheme}:***")
-                }
-                _ => "***".into(),
-            },
+                _ => HIDDEN.into(),
+            };
+        };
+        if u.password().is_some() && u.set_password(Some(HIDDEN)).is_err() {
+            return HIDDEN.into();
         }
+        if u.query().is_some() {
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v =
+                        if k.to_ascii_lowercase().contains("pass") { HIDDEN.into() } else { v.into_owned() };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            u.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        u.to_string()
     }
 }
 
@@ -118,6 +118,15 @@ mod tests {
         assert!(!q.redacted().contains("hunter2"));
         assert_eq!(UrlWithPassword::new("redis://127.0.0.1:6379").redacted(), "redis://127.0.0.1:6379");
         assert_eq!(UrlWithPassword::new("sqlite:./x.db").redacted(), "sqlite:./x.db");
+        assert_eq!(
+            UrlWithPassword::new("redis+unix:///run/redis.sock?db=1&pass=hunter2").redacted(),
+            "redis+unix:///run/redis.sock?db=1&pass=***"
+        );
+        assert_eq!(
+            UrlWithPassword::new("rediss://:hunter2@cache.internal").redacted(),
+            "rediss://:***@cache.internal"
+        );
+        assert_eq!(UrlWithPassword::new("not a url hunter2").redacted(), "***");
     }
 
     #[test]

@@ -37,17 +37,22 @@ impl std::fmt::Debug for KeyMaterial {
     }
 }
 
-/// Everything derived from the root keys.
+/// Everything derived from the root keys. Each use gets its own subkey (HMAC-SHA256 of the
+/// root key over a label, a single-block HKDF-Expand), so no key serves two algorithms.
 #[derive(Debug, Clone)]
 pub struct Keys {
-    /// Seals secrets at rest under the KEK.
+    /// Seals secrets at rest under a subkey of the KEK.
     pub secrets: SecretBox,
-    /// Digests of tokens, codes and links (key derived from the KEK).
+    /// Digests of tokens, codes and links (a subkey of the KEK).
     pub digester: Digester,
-    /// Signs the audit chain.
+    /// Signs the audit chain (a subkey of the audit key).
     pub audit: Digester,
     pub kek_source: KeySource,
     pub audit_source: KeySource,
+    /// Identifies the KEK without revealing it; stored in the database at first start so a
+    /// different key is refused later.
+    pub kek_fingerprint: String,
+    pub audit_fingerprint: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +61,19 @@ pub enum KeyError {
     BadKey { setting: &'static str },
     #[error("{path}: {reason}")]
     File { path: String, reason: String },
+    #[error(
+        "{setting} is not set and there is no development key at {path}: set {setting} \
+         (production), or run `pramaan serve` once with this data_dir to generate development keys"
+    )]
+    Missing { setting: &'static str, path: String },
+}
+
+/// Whether a missing development key may be created (only `serve` may: a one-off command
+/// run from the wrong folder must not invent a key and sign with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevKeys {
+    Generate,
+    ExistingOnly,
 }
 
 /// Loads (or, for development, creates) the KEK and the audit key.
@@ -63,23 +81,33 @@ pub fn load_keys(
     kek: Option<&SecretString>,
     audit: Option<&SecretString>,
     data_dir: &Path,
+    dev: DevKeys,
 ) -> Result<Keys, KeyError> {
-    let kek = material(kek, "crypto.key_encryption_key", &data_dir.join("dev-key-encryption.key"))?;
-    let audit = material(audit, "crypto.audit_key", &data_dir.join("dev-audit.key"))?;
-    let derive = Digester::new(kek.bytes);
+    let kek = material(kek, "crypto.key_encryption_key", &data_dir.join("dev-key-encryption.key"), dev)?;
+    let audit = material(audit, "crypto.audit_key", &data_dir.join("dev-audit.key"), dev)?;
+    let kek_root = Digester::new(kek.bytes);
+    let audit_root = Digester::new(audit.bytes);
+    let kek_fingerprint = fingerprint(&kek_root);
     Ok(Keys {
-        secrets: SecretBox::new(&kek.bytes),
-        digester: Digester::new(derive.digest_parts(&[b"pramaan/v1/token-digest-key"])),
-        audit: Digester::new(audit.bytes),
+        secrets: SecretBox::new(&kek_root.digest_parts(&[b"pramaan/v1/seal-key"]), &kek_fingerprint[..8]),
+        digester: Digester::new(kek_root.digest_parts(&[b"pramaan/v1/token-digest-key"])),
+        audit: Digester::new(audit_root.digest_parts(&[b"pramaan/v1/audit-chain-key"])),
         kek_source: kek.source,
         audit_source: audit.source,
+        audit_fingerprint: fingerprint(&audit_root),
+        kek_fingerprint,
     })
+}
+
+fn fingerprint(root: &Digester) -> String {
+    hex::encode(&root.digest_parts(&[b"pramaan/v1/fingerprint"])[..16])
 }
 
 fn material(
     configured: Option<&SecretString>,
     setting: &'static str,
     dev_path: &Path,
+    dev: DevKeys,
 ) -> Result<KeyMaterial, KeyError> {
     if let Some(s) = configured {
         return Ok(KeyMaterial { bytes: decode(s.expose_secret(), setting)?, source: KeySource::Configured });
@@ -91,6 +119,9 @@ fn material(
                 .map_err(|_| file_err("is not a base64-encoded 32-byte key".into()))?,
             source: KeySource::DevelopmentFile { path: dev_path.to_owned(), created: false },
         }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && dev == DevKeys::ExistingOnly => {
+            Err(KeyError::Missing { setting, path: dev_path.display().to_string() })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let bytes: [u8; 32] =
                 super::random_bytes(32).try_into().map_err(|_| file_err("key generation failed".into()))?;
@@ -132,10 +163,15 @@ mod tests {
     #[test]
     fn development_keys_are_created_once_and_then_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let first = load_keys(None, None, dir.path()).unwrap();
+        assert!(matches!(
+            load_keys(None, None, dir.path(), DevKeys::ExistingOnly),
+            Err(KeyError::Missing { setting: "crypto.key_encryption_key", .. })
+        ));
+        let first = load_keys(None, None, dir.path(), DevKeys::Generate).unwrap();
         assert!(matches!(first.kek_source, KeySource::DevelopmentFile { created: true, .. }));
         let sealed = first.secrets.seal(b"s", b"");
-        let second = load_keys(None, None, dir.path()).unwrap();
+        let second = load_keys(None, None, dir.path(), DevKeys::ExistingOnly).unwrap();
+        assert_eq!(first.kek_fingerprint, second.kek_fingerprint);
         assert!(matches!(second.audit_source, KeySource::DevelopmentFile { created: false, .. }));
         assert_eq!(second.secrets.open(&sealed, b"").unwrap(), b"s");
         assert_eq!(first.audit.digest("x", b"y"), second.audit.digest("x", b"y"));
@@ -151,11 +187,16 @@ mod tests {
     fn configured_keys_must_be_32_bytes_of_base64() {
         let dir = tempfile::tempdir().unwrap();
         let good = SecretString::from(B64.encode([3u8; 32]));
-        let keys = load_keys(Some(&good), Some(&good), dir.path()).unwrap();
+        let keys = load_keys(Some(&good), Some(&good), dir.path(), DevKeys::Generate).unwrap();
+        let other = SecretString::from(B64.encode([4u8; 32]));
+        let keys2 = load_keys(Some(&other), Some(&good), dir.path(), DevKeys::Generate).unwrap();
+        assert_ne!(keys.kek_fingerprint, keys2.kek_fingerprint);
+        assert_eq!(keys.audit_fingerprint, keys2.audit_fingerprint);
+        assert_eq!(keys.kek_fingerprint.len(), 32);
         assert_eq!(keys.kek_source, KeySource::Configured);
         assert!(!dir.path().join("dev-key-encryption.key").exists());
         let short = SecretString::from(B64.encode([3u8; 16]));
-        let err = load_keys(Some(&short), None, dir.path()).unwrap_err();
+        let err = load_keys(Some(&short), None, dir.path(), DevKeys::Generate).unwrap_err();
         assert!(err.to_string().starts_with("crypto.key_encryption_key:"), "{err}");
     }
 }

@@ -9,7 +9,7 @@ mod random;
 
 pub use digest::Digester;
 pub use envelope::{EnvelopeError, SecretBox};
-pub use keys::{KeyError, KeyMaterial, KeySource, Keys, load_keys};
+pub use keys::{DevKeys, KeyError, KeyMaterial, KeySource, Keys, load_keys};
 pub use password::{PasswordError, PasswordHasher, PasswordParams, Verification};
 pub use random::{random_bytes, random_token};
 

@@ -114,8 +114,16 @@ impl PasswordHasher {
         &self,
         f: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _permit = self.permits.acquire().await.map_err(|_| PasswordError::Hash)?;
-        tokio::task::spawn_blocking(f).await.map_err(|_| PasswordError::Hash)?
+        // The permit moves into the blocking task: if the caller goes away (a client hangs up),
+        // the hash still counts against the bound until it really ends.
+        let permit = self.permits.clone().acquire_owned().await.map_err(|_| PasswordError::Hash)?;
+        tokio::task::spawn_blocking(move || {
+            let result = f();
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(|_| PasswordError::Hash)?
     }
 }
 

@@ -72,7 +72,9 @@ impl AuditEvent {
     }
 }
 
-/// An event as stored in the chain.
+/// An event as stored in the chain. `outcome` and `details` are kept as the exact text stored,
+/// because that text is what the digest covers: a re-parsed value could hide an edit (or turn
+/// an honest float into a false alarm).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {
     pub seq: i64,
@@ -80,11 +82,30 @@ pub struct AuditRecord {
     pub actor: String,
     pub action: String,
     pub target: Option<String>,
-    pub outcome: Outcome,
+    pub outcome: String,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
-    pub details: serde_json::Value,
+    /// JSON text; exported as JSON when it parses, as a string when it does not.
+    #[serde(serialize_with = "json_text")]
+    pub details: String,
     /// Hex HMAC-SHA256 of the previous record (64 zeros for the first).
     pub prev_digest: String,
     pub digest: String,
+}
+
+impl AuditRecord {
+    pub fn outcome(&self) -> Result<Outcome, Invalid> {
+        Outcome::parse(&self.outcome)
+    }
+
+    pub fn details_json(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.details).ok()
+    }
+}
+
+fn json_text<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    match serde_json::value::RawValue::from_string(text.to_owned()) {
+        Ok(raw) => raw.serialize(s),
+        Err(_) => s.serialize_str(text),
+    }
 }

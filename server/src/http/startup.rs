@@ -7,6 +7,7 @@ use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
+use super::access_log::AccessLog;
 use super::{health, request_id};
 use crate::state::{AppState, StartError, num_cpus};
 
@@ -31,7 +32,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(request_id::echo_request_id))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<AccessLog>::new())
                 .wrap(
                     DefaultHeaders::new()
                         .add(("x-content-type-options", "nosniff"))

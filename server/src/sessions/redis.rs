@@ -95,7 +95,7 @@ impl RedisStore {
     /// manager would keep retrying a server that is down. Once connected, a dropped connection
     /// is re-established in the background.
     pub async fn connect(url: &str, key_prefix: &str, connect_timeout: Duration) -> Result<Self, StoreError> {
-        let shown = redact_url(url);
+        let shown = crate::config::UrlWithPassword::new(url).redacted();
         let client = redis::Client::open(url)
             .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL {shown}: {e}")))?;
         // The manager's default (six reconnect attempts with exponential backoff) makes every
@@ -263,51 +263,9 @@ fn describe(e: &RedisError) -> String {
     }
 }
 
-/// `url` with its password (userinfo or a `pass`/`password` query parameter) replaced, for
-/// messages and logs.
-pub fn redact_url(url: &str) -> String {
-    const HIDDEN: &str = "REDACTED";
-    let Ok(mut parsed) = url::Url::parse(url) else {
-        return "<unparseable URL>".to_owned();
-    };
-    if parsed.password().is_some() && parsed.set_password(Some(HIDDEN)).is_err() {
-        return "<unparseable URL>".to_owned();
-    }
-    if parsed.query().is_some() {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(name, value)| {
-                let value = if name.to_ascii_lowercase().contains("pass") {
-                    HIDDEN.to_owned()
-                } else {
-                    value.into_owned()
-                };
-                (name.into_owned(), value)
-            })
-            .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    parsed.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_redacted_url_keeps_everything_but_the_password() {
-        assert_eq!(
-            redact_url("redis://user:hunter2@cache.internal:6380/2"),
-            "redis://user:REDACTED@cache.internal:6380/2"
-        );
-        assert_eq!(redact_url("rediss://:hunter2@cache.internal"), "rediss://:REDACTED@cache.internal");
-        assert_eq!(
-            redact_url("redis+unix:///run/redis.sock?db=1&pass=hunter2"),
-            "redis+unix:///run/redis.sock?db=1&pass=REDACTED"
-        );
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(redact_url("not a url hunter2"), "<unparseable URL>");
-    }
 
     #[test]
     fn ttls_are_at_least_one_millisecond() {

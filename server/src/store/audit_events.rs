@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::conn::serialised_transaction;
 use super::schema::audit_events;
 use super::{AnyConnection, DbError, from_db_time, to_db_time};
-use crate::domain::{AuditRecord, Outcome};
+use crate::domain::AuditRecord;
 
 /// Advisory-lock key that serialises appends across every instance on one PostgreSQL.
 const AUDIT_LOCK_KEY: i64 = 0x7072_616d_6161_6e02;
@@ -31,8 +31,7 @@ struct AuditRow {
 }
 
 impl AuditRow {
-    /// Unparseable fields are kept visible rather than rejected: `audit verify` must be able
-    /// to read a tampered row and say which one it is.
+    /// Fields are passed through as stored: `audit verify` must see exactly what is there.
     fn into_domain(self) -> AuditRecord {
         AuditRecord {
             seq: self.seq,
@@ -40,10 +39,10 @@ impl AuditRow {
             actor: self.actor,
             action: self.action,
             target: self.target,
-            outcome: Outcome::parse(&self.outcome).unwrap_or(Outcome::Failure),
+            outcome: self.outcome,
             client_ip: self.client_ip,
             user_agent: self.user_agent,
-            details: serde_json::from_str(&self.details).unwrap_or(serde_json::Value::String(self.details)),
+            details: self.details,
             prev_digest: self.prev_digest,
             digest: self.digest,
         }
@@ -51,7 +50,8 @@ impl AuditRow {
 }
 
 /// Appends records built by `make`, which receives the next sequence number and the digest of
-/// the chain's head. Runs in a transaction holding the audit lock, so concurrent appenders
+/// the chain's head, and is called only once the lock is held (so a time it reads is in
+/// sequence order). Runs in a transaction holding the audit lock, so concurrent appenders
 /// (threads or instances) queue and the chain never forks. `make` is called once per record
 /// in `count` and must return the record for that position.
 pub fn append(
@@ -69,7 +69,6 @@ pub fn append(
         let mut out = Vec::with_capacity(count);
         for _ in 0..count {
             let rec = make(seq + 1, &prev);
-            let details = rec.details.to_string();
             diesel::insert_into(audit_events::table)
                 .values((
                     audit_events::seq.eq(rec.seq),
@@ -77,10 +76,10 @@ pub fn append(
                     audit_events::actor.eq(&rec.actor),
                     audit_events::action.eq(&rec.action),
                     audit_events::target.eq(rec.target.as_deref()),
-                    audit_events::outcome.eq(rec.outcome.as_str()),
+                    audit_events::outcome.eq(&rec.outcome),
                     audit_events::client_ip.eq(rec.client_ip.as_deref()),
                     audit_events::user_agent.eq(rec.user_agent.as_deref()),
-                    audit_events::details.eq(&details),
+                    audit_events::details.eq(&rec.details),
                     audit_events::prev_digest.eq(&rec.prev_digest),
                     audit_events::digest.eq(&rec.digest),
                 ))

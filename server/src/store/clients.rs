@@ -21,8 +21,8 @@ struct ClientRow {
 impl ClientRow {
     fn into_domain(self) -> Result<Client, DbError> {
         Ok(Client {
-            category: ClientCategory::parse(&self.category).map_err(|e| DbError::Conflict(e.0))?,
-            status: ClientStatus::parse(&self.status).map_err(|e| DbError::Conflict(e.0))?,
+            category: ClientCategory::parse(&self.category).map_err(|e| DbError::Corrupt(e.0))?,
+            status: ClientStatus::parse(&self.status).map_err(|e| DbError::Corrupt(e.0))?,
             id: ClientId::from_string(self.id),
             name: self.name,
             tokens_valid_after: from_db_time(self.tokens_valid_after),

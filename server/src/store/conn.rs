@@ -53,6 +53,9 @@ pub enum DbError {
     Pool(String),
     #[error("database migration failed: {0}")]
     Migration(String),
+    /// A stored row no longer parses: the data was changed outside Pramaan.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
     #[error("database error")]
     Query(#[source] diesel::result::Error),
     #[error("internal error")]
@@ -133,8 +136,10 @@ impl r2d2::ManageConnection for Manager {
         Ok(conn.batch_execute("SELECT 1")?)
     }
 
-    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
-        false
+    /// A connection that a panic or a failed rollback left inside a transaction must not go
+    /// back to the pool: on SQLite it would hold the write lock for good.
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        diesel::r2d2::R2D2Connection::is_broken(conn)
     }
 }
 
@@ -221,6 +226,17 @@ impl Database {
                     .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>()),
             };
             applied.map_err(|e| DbError::Migration(e.to_string()))
+        })
+    }
+
+    /// True when migrations this build knows are not applied yet.
+    pub fn has_pending_migrations(&self) -> Result<bool, DbError> {
+        self.run_blocking(|conn| {
+            let pending = match conn {
+                AnyConnection::Postgresql(c) => c.has_pending_migration(PG_MIGRATIONS),
+                AnyConnection::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
+            };
+            pending.map_err(|e| DbError::Migration(e.to_string()))
         })
     }
 

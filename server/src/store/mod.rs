@@ -5,6 +5,7 @@
 pub mod audit_events;
 pub mod clients;
 mod conn;
+pub mod meta;
 pub mod org_units;
 pub mod roles;
 mod schema;

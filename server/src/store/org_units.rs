@@ -22,7 +22,7 @@ struct OrgUnitRow {
 impl OrgUnitRow {
     fn into_domain(self) -> Result<OrgUnit, DbError> {
         Ok(OrgUnit {
-            path: OrgPath::parse(&self.path).map_err(|e| DbError::Conflict(e.0))?,
+            path: OrgPath::parse(&self.path).map_err(|e| DbError::Corrupt(e.0))?,
             id: OrgUnitId::from_string(self.id),
             parent_id: self.parent_id.map(OrgUnitId::from_string),
             name: self.name,

@@ -11,7 +11,7 @@ use crate::domain::{RoleName, UserId};
 pub fn list(conn: &mut AnyConnection) -> Result<Vec<(RoleName, String)>, DbError> {
     let rows: Vec<(String, String)> = roles::table.order(roles::name.asc()).load(conn)?;
     rows.into_iter()
-        .map(|(n, d)| RoleName::parse(&n).map(|r| (r, d)).map_err(|e| DbError::Conflict(e.0)))
+        .map(|(n, d)| RoleName::parse(&n).map(|r| (r, d)).map_err(|e| DbError::Corrupt(e.0)))
         .collect()
 }
 
@@ -74,7 +74,7 @@ pub fn roles_of(conn: &mut AnyConnection, user: &UserId) -> Result<Vec<RoleName>
         .select(user_roles::role_name)
         .order(user_roles::role_name.asc())
         .load(conn)?;
-    names.iter().map(|n| RoleName::parse(n).map_err(|e| DbError::Conflict(e.0))).collect()
+    names.iter().map(|n| RoleName::parse(n).map_err(|e| DbError::Corrupt(e.0))).collect()
 }
 
 /// How many users hold `role`.

@@ -2,6 +2,13 @@
 //! migrations/sqlite, which must stay column-for-column identical).
 
 diesel::table! {
+    server_meta (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
     org_units (id) {
         id -> Text,
         parent_id -> Nullable<Text>,
@@ -79,4 +86,12 @@ diesel::joinable!(users -> org_units (org_unit_id));
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(user_roles -> roles (role_name));
 
-diesel::allow_tables_to_appear_in_same_query!(org_units, users, roles, user_roles, clients, audit_events);
+diesel::allow_tables_to_appear_in_same_query!(
+    org_units,
+    users,
+    roles,
+    user_roles,
+    clients,
+    audit_events,
+    server_meta
+);

@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::schema::users;
+use super::schema::{org_units, users};
 use super::{AnyConnection, DbError, from_db_time, to_db_time};
-use crate::domain::{Email, NewUser, OrgUnitId, Phone, User, UserId, UserStatus, Username};
+use crate::domain::{Email, NewUser, OrgPath, OrgUnitId, Phone, User, UserId, UserStatus, Username};
 
 #[derive(Queryable)]
 struct UserRow {
@@ -52,7 +52,7 @@ impl UserRow {
     /// reported as an error rather than served.
     fn into_domain(self) -> Result<(User, Option<String>), DbError> {
         let corrupt = |what: &str, e: crate::domain::Invalid| {
-            DbError::Conflict(format!("stored user {} has an invalid {what}: {e}", self.id))
+            DbError::Corrupt(format!("stored user {} has an invalid {what}: {e}", self.id))
         };
         let user = User {
             username: Username::parse(&self.username).map_err(|e| corrupt("username", e))?,
@@ -159,8 +159,8 @@ pub fn existing_usernames(conn: &mut AnyConnection, usernames: &[&str]) -> Resul
 /// Filter for [`list`]; every field narrows the result.
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
-    /// Only users whose org unit is in this subtree.
-    pub org_unit_ids: Option<Vec<OrgUnitId>>,
+    /// Only users whose org unit is this one or inside its subtree.
+    pub org_subtree: Option<OrgPath>,
     pub status: Option<UserStatus>,
     /// Case-insensitive substring of the username or display name.
     pub text: Option<String>,
@@ -171,8 +171,13 @@ pub struct UserFilter {
 /// Users ordered by username, at most `limit`.
 pub fn list(conn: &mut AnyConnection, filter: &UserFilter, limit: i64) -> Result<Vec<User>, DbError> {
     let mut q = users::table.into_boxed();
-    if let Some(ids) = &filter.org_unit_ids {
-        q = q.filter(users::org_unit_id.eq_any(ids.iter().map(OrgUnitId::as_str).collect::<Vec<_>>()));
+    if let Some(p) = &filter.org_subtree {
+        // A subquery, not a list of ids: a national subtree can hold more units than a
+        // statement may bind. Paths hold no LIKE wildcards (OrgPath's charset).
+        let subtree = org_units::table
+            .filter(org_units::path.eq(p.as_str().to_owned()).or(org_units::path.like(format!("{p}/%"))))
+            .select(org_units::id.nullable());
+        q = q.filter(users::org_unit_id.eq_any(subtree));
     }
     if let Some(s) = filter.status {
         q = q.filter(users::status.eq(s.as_str()));

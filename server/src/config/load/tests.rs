@@ -89,6 +89,7 @@ fn invalid_values_name_their_key() {
         ("PRAMAAN__HTTP__PUBLIC_URL", "ftp://x", "http.public_url"),
         ("PRAMAAN__PASSWORD__ARGON2_MEMORY_KIB", "1", "password.argon2_memory_kib"),
         ("PRAMAAN__BOOTSTRAP__ROOT_ORG_PATH", "Not A Path", "bootstrap.root_org_path"),
+        ("PRAMAAN__LOG__FILTER", "info,[[[", "log.filter"),
     ];
     for (k, v, key) in cases {
         let err = load(None, env(&[(k, v)])).unwrap_err();
@@ -112,4 +113,26 @@ fn config_show_redacts_secrets_and_url_passwords() {
     assert!(shown.contains("audit_key = \"[redacted]\""), "{shown}");
     let debug = format!("{s:?}");
     assert!(!debug.contains("hunter2") && !debug.contains("c2VjcmV0"));
+}
+
+#[test]
+fn a_value_and_its_file_variant_together_are_refused() {
+    let secret = file("x\n");
+    let err = load(
+        None,
+        vec![
+            ("PRAMAAN__CRYPTO__AUDIT_KEY".into(), "inline".into()),
+            ("PRAMAAN__CRYPTO__AUDIT_KEY_FILE".into(), secret.path().display().to_string()),
+        ],
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "PRAMAAN__CRYPTO__AUDIT_KEY", "{err}");
+}
+
+#[test]
+fn the_example_config_loads_and_matches_the_defaults() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pramaan.example.toml");
+    let s = load(Some(&path), env(&[])).unwrap();
+    let d = load(None, env(&[])).unwrap();
+    assert_eq!(s.to_redacted_toml(), d.to_redacted_toml(), "the example documents the defaults");
 }

@@ -1,0 +1,48 @@
+//! One log line per request, and the request's root span.
+//!
+//! The default span of `tracing-actix-web` records the whole target, query string included;
+//! query strings can carry codes and tokens, so this span records the path only. Nor are
+//! headers or bodies recorded: credentials travel there.
+
+use actix_web::HttpMessage;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use tracing::Span;
+use tracing_actix_web::{RequestId, RootSpanBuilder};
+
+pub struct AccessLog;
+
+impl RootSpanBuilder for AccessLog {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let request_id = request.extensions().get::<RequestId>().map(ToString::to_string).unwrap_or_default();
+        // The socket's peer: X-Forwarded-For is client-controlled until a trusted-proxy setting
+        // says whose forwarding to believe.
+        let peer = request.peer_addr().map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
+        tracing::info_span!(
+            "http",
+            method = %request.method(),
+            path = %request.path(),
+            request_id = %request_id,
+            peer = %peer,
+            status = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, actix_web::Error>) {
+        let _entered = span.enter();
+        match outcome {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                span.record("status", status);
+                if response.status().is_server_error() {
+                    // The cause is in the response's error, for logs only (Debug carries the chain).
+                    let cause = response.response().error().map(|e| format!("{e:?}"));
+                    tracing::error!(status, cause, "request failed");
+                } else {
+                    tracing::info!(status, "request completed");
+                }
+            }
+            Err(e) => tracing::error!(error = ?e, "request failed before a response"),
+        }
+    }
+}
