@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod login;
 pub mod sessions;
 pub mod state;
 pub mod store;

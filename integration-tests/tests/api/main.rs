@@ -8,5 +8,6 @@ mod cli;
 mod health;
 mod import;
 mod migrations;
+mod password_login;
 mod repositories;
 mod session_store;
