@@ -3,6 +3,7 @@
 
 mod access_log;
 mod health;
+pub mod problem;
 mod request_id;
 pub mod startup;
 

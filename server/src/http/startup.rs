@@ -8,7 +8,8 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use super::access_log::AccessLog;
-use super::{health, request_id};
+use super::problem::Problem;
+use super::{health, problem, request_id};
 use crate::state::{AppState, StartError, num_cpus};
 
 /// A bound, not yet running server. `build` binds the listener itself so tests can ask for
@@ -39,9 +40,7 @@ impl Application {
                         .add(("referrer-policy", "no-referrer")),
                 )
                 .app_data(data.clone())
-                .app_data(web::PayloadConfig::new(max_body))
-                .app_data(web::JsonConfig::default().limit(max_body))
-                .app_data(web::FormConfig::default().limit(max_body))
+                .configure(|c| problem::configure(c, max_body))
                 .configure(health::configure)
                 .default_service(web::to(not_found))
         })
@@ -75,7 +74,5 @@ impl Application {
 }
 
 async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound()
-        .content_type("application/problem+json")
-        .body(r#"{"type":"about:blank","title":"Not Found","status":404,"detail":"No such resource."}"#)
+    Problem::new(actix_web::http::StatusCode::NOT_FOUND, "No such resource.").response()
 }
