@@ -8,6 +8,7 @@ use crate::audit::AuditLog;
 use crate::clock::Clock;
 use crate::config::{SessionBackend, SessionSettings, Settings};
 use crate::crypto::{DevKeys, Keys, PasswordHasher, PasswordParams, load_keys};
+use crate::oidc::KeyRing;
 use crate::sessions::SessionStore;
 use crate::sessions::memory::MemoryStore;
 use crate::sessions::redis::RedisStore;
@@ -29,6 +30,8 @@ pub enum StartError {
     Keys(#[from] crate::crypto::KeyError),
     #[error("password: {0}")]
     Password(#[from] crate::crypto::PasswordError),
+    #[error("signing keys: {0}")]
+    KeyRing(#[from] crate::oidc::keyring::KeyRingError),
     #[error("http.listen: {0}")]
     Bind(std::io::Error),
     #[error("{0}")]
@@ -38,7 +41,8 @@ pub enum StartError {
 /// How a process starts: the server may set things up; a one-off command only uses them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitMode {
-    /// `serve`: apply migrations, create development keys if none are configured.
+    /// `serve`: apply migrations, create development keys if none are configured, and create
+    /// the first signing keys.
     Serve,
     /// Any other command: the schema must be current and the keys must exist, so a command run
     /// from the wrong folder or with the wrong settings fails instead of changing the schema or
@@ -46,7 +50,7 @@ pub enum InitMode {
     Command,
 }
 
-/// Database, keys and clock: what every command needs.
+/// Database, keys, signing keys and clock: what every command needs.
 #[derive(Clone)]
 pub struct Core {
     pub settings: Arc<Settings>,
@@ -55,6 +59,8 @@ pub struct Core {
     pub clock: Arc<dyn Clock>,
     pub audit: AuditLog,
     pub passwords: PasswordHasher,
+    /// Token signing keys and the pre-serialised JWKS.
+    pub keyring: KeyRing,
 }
 
 impl Core {
@@ -106,7 +112,19 @@ impl Core {
             concurrency,
         )?;
         let audit = AuditLog::new(db.clone(), keys.audit.clone(), clock.clone());
-        Ok(Self { settings: Arc::new(settings), db, keys, clock, audit, passwords })
+        let keyring = KeyRing::load(
+            db.clone(),
+            keys.secrets.clone(),
+            clock.clone(),
+            audit.clone(),
+            settings.tokens.clone(),
+        )?;
+        if mode == InitMode::Serve {
+            for k in keyring.ensure_initial_keys()? {
+                tracing::info!(kid = %k.kid, alg = %k.alg, "created a signing key");
+            }
+        }
+        Ok(Self { settings: Arc::new(settings), db, keys, clock, audit, passwords, keyring })
     }
 }
 

@@ -5,8 +5,10 @@
 mod audit;
 mod backends;
 mod cli;
+mod clients;
 mod health;
 mod import;
+mod keys;
 mod migrations;
 mod password_login;
 mod repositories;

@@ -7,7 +7,8 @@ use pramaan_integration_tests::TestDatabase;
 use pramaan_integration_tests::app::test_settings;
 use pramaan_server::clock::{Clock, FixedClock};
 use pramaan_server::domain::{
-    ClientCategory, ClientId, ClientStatus, NewUser, OrgPath, Phone, RoleName, UserStatus, Username,
+    AuthMethod, ClientCategory, ClientId, ClientRegistration, ClientStatus, ClientType, GrantType, NewUser,
+    OrgPath, Phone, RedirectUri, RoleName, Scope, UserStatus, Username,
 };
 use pramaan_server::state::{Core, InitMode};
 use pramaan_server::store::users::UserFilter;
@@ -233,17 +234,60 @@ fn roles_are_seeded_and_granting_twice_changes_nothing() {
         .unwrap();
 }
 
+fn registration(category: ClientCategory) -> ClientRegistration {
+    ClientRegistration {
+        name: "Partner".into(),
+        category,
+        client_type: ClientType::Confidential,
+        token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
+        grant_types: vec![GrantType::ClientCredentials],
+        scopes: Scope::parse_list("registry.read").unwrap(),
+        redirect_uris: vec![],
+        post_logout_redirect_uris: vec![],
+        jwks: None,
+        access_token_ttl_secs: 300,
+        refresh_token_ttl_secs: 28_800,
+        first_party: false,
+        can_introspect: false,
+    }
+}
+
+#[test]
+fn clients_round_trip_with_every_registration_field() {
+    let f = fixture();
+    let now = f.clock.now();
+    let mut reg = registration(ClientCategory::Government);
+    reg.client_type = ClientType::Public;
+    reg.token_endpoint_auth_method = AuthMethod::None;
+    reg.grant_types = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
+    reg.redirect_uris = vec![RedirectUri::parse("http://127.0.0.1:8765/cb").unwrap()];
+    reg.post_logout_redirect_uris = vec![RedirectUri::parse("https://app.example.org/bye").unwrap()];
+    reg.first_party = true;
+    let id = ClientId::from_string("spa".into());
+    let stored = f.core.db.run_blocking(|c| clients::insert(c, &id, &reg, None, now)).unwrap();
+    assert_eq!(stored.registration, reg);
+    assert!(!stored.has_secret);
+    let (found, digest) = f.core.db.run_blocking(|c| clients::find_with_secret(c, &id)).unwrap().unwrap();
+    assert_eq!((found, digest), (stored, None));
+    assert!(matches!(
+        f.core.db.run_blocking(|c| clients::insert(c, &id, &reg, None, now)),
+        Err(DbError::Conflict(_))
+    ));
+    f.core.db.run_blocking(|c| clients::delete(c, &id)).unwrap();
+    assert!(matches!(f.core.db.run_blocking(|c| clients::delete(c, &id)), Err(DbError::NotFound)));
+}
+
 #[test]
 fn suspending_a_client_moves_its_token_cutoff_and_resuming_keeps_it() {
     let f = fixture();
     let t0 = f.clock.now();
     let id = ClientId::from_string("partner-1".into());
-    f.core.db.run_blocking(|c| clients::insert(c, &id, "Partner", ClientCategory::Private, t0)).unwrap();
+    let reg = registration(ClientCategory::Private);
+    f.core.db.run_blocking(|c| clients::insert(c, &id, &reg, Some("digest"), t0)).unwrap();
+    let gov = registration(ClientCategory::Government);
     f.core
         .db
-        .run_blocking(|c| {
-            clients::insert(c, &ClientId::from_string("gov-1".into()), "Gov", ClientCategory::Government, t0)
-        })
+        .run_blocking(|c| clients::insert(c, &ClientId::from_string("gov-1".into()), &gov, Some("d2"), t0))
         .unwrap();
     f.clock.advance(TimeDelta::seconds(30));
     let t1 = f.clock.now();
@@ -255,10 +299,11 @@ fn suspending_a_client_moves_its_token_cutoff_and_resuming_keeps_it() {
     assert_eq!((r.status, r.tokens_valid_after), (ClientStatus::Active, t1));
     let private = f.core.db.run_blocking(|c| clients::list(c, Some(ClientCategory::Private))).unwrap();
     assert_eq!(private.len(), 1);
-    assert!(matches!(
-        f.core.db.run_blocking(|c| clients::insert(c, &id, "Dup", ClientCategory::Private, t1)),
-        Err(DbError::Conflict(_))
-    ));
+    let t2 = f.clock.now();
+    let rotated = f.core.db.run_blocking(|c| clients::set_secret_digest(c, &id, "digest2", t2)).unwrap();
+    assert_eq!(rotated.secret_rotated_at, Some(t2));
+    let (_, digest) = f.core.db.run_blocking(|c| clients::find_with_secret(c, &id)).unwrap().unwrap();
+    assert_eq!(digest.as_deref(), Some("digest2"));
 }
 
 #[test]

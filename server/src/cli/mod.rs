@@ -2,7 +2,9 @@
 //! output passed in ([`Io`]), so the tests run commands in-process exactly as the binary does.
 
 mod audit;
+pub mod client;
 mod import;
+mod keys;
 mod org;
 mod serve;
 mod user;
@@ -47,6 +49,12 @@ pub enum Command {
     /// Check and export the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Manage token signing keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Register and manage OAuth clients.
+    #[command(subcommand)]
+    Client(client::ClientCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +176,8 @@ async fn run(cli: Cli, env: Vec<(String, String)>, io: &mut Io) -> CliResult {
         Command::User(cmd) => user::run(&core()?, &actor, cmd, io).await,
         Command::Org(cmd) => org::run(&core()?, &actor, cmd, io).await,
         Command::Audit(cmd) => audit::run(&core()?, &actor, cmd, io).await,
+        Command::Keys(cmd) => keys::run(&core()?, &actor, cmd, io).await,
+        Command::Client(cmd) => client::run(&core()?, &actor, cmd, io).await,
     }
 }
 

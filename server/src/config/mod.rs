@@ -27,6 +27,7 @@ pub struct Settings {
     pub crypto: CryptoSettings,
     pub password: PasswordSettings,
     pub bootstrap: BootstrapSettings,
+    pub tokens: TokenSettings,
 }
 
 impl Default for Settings {
@@ -40,6 +41,7 @@ impl Default for Settings {
             crypto: CryptoSettings::default(),
             password: PasswordSettings::default(),
             bootstrap: BootstrapSettings::default(),
+            tokens: TokenSettings::default(),
         }
     }
 }
@@ -196,6 +198,66 @@ impl Default for BootstrapSettings {
     }
 }
 
+/// Token signing: algorithms and the key rotation schedule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    /// Signs access tokens (RFC 9068): `ES256`, `RS256` or `EdDSA`.
+    pub access_token_alg: crate::crypto::SigningAlg,
+    /// Signs ID tokens; OIDC Core §15.1 makes RS256 mandatory to implement.
+    pub id_token_alg: crate::crypto::SigningAlg,
+    /// Size of generated RSA keys: 2048 or 3072.
+    pub rsa_bits: u32,
+    /// How long a rotated-in key is published before it signs, so caches of the JWKS learn it.
+    pub key_prepublish_secs: u64,
+    /// The longest life of any token; a retired key stays published this long.
+    pub max_token_lifetime_secs: u64,
+    /// `Cache-Control: max-age` of the JWKS.
+    pub jwks_max_age_secs: u64,
+    /// How often a running server re-reads the keys (to see `pramaan keys rotate`).
+    pub key_refresh_secs: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            access_token_alg: crate::crypto::SigningAlg::ES256,
+            id_token_alg: crate::crypto::SigningAlg::RS256,
+            rsa_bits: 2048,
+            key_prepublish_secs: 86_400,
+            max_token_lifetime_secs: 86_400,
+            jwks_max_age_secs: 300,
+            key_refresh_secs: 30,
+        }
+    }
+}
+
+impl TokenSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.rsa_bits, 2048 | 3072) {
+            return Err(ConfigError::new("tokens.rsa_bits", "must be 2048 or 3072"));
+        }
+        if self.max_token_lifetime_secs == 0 {
+            return Err(ConfigError::new("tokens.max_token_lifetime_secs", "must be at least 1"));
+        }
+        if self.key_refresh_secs == 0 || self.key_refresh_secs > 3600 {
+            return Err(ConfigError::new("tokens.key_refresh_secs", "must be between 1 and 3600"));
+        }
+        if self.jwks_max_age_secs > 86_400 {
+            return Err(ConfigError::new("tokens.jwks_max_age_secs", "must be at most 86400"));
+        }
+        // A key that signs before cached JWKS copies expire would fail verification at
+        // relying parties until their cache refreshes.
+        if self.key_prepublish_secs < self.jwks_max_age_secs + self.key_refresh_secs {
+            return Err(ConfigError::new(
+                "tokens.key_prepublish_secs",
+                "must be at least tokens.jwks_max_age_secs + tokens.key_refresh_secs, so every cache sees a new key before it signs",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Settings {
     /// The database URL in force (the configured one, or the embedded SQLite file).
     pub fn database_url(&self) -> UrlWithPassword {
@@ -289,6 +351,7 @@ impl Settings {
             .map_err(|e| ConfigError::new("bootstrap.admin_username", e.to_string()))?;
         crate::domain::OrgPath::parse(&self.bootstrap.root_org_path)
             .map_err(|e| ConfigError::new("bootstrap.root_org_path", e.to_string()))?;
+        self.tokens.validate()?;
         Ok(())
     }
 

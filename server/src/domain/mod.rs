@@ -8,7 +8,10 @@ mod org;
 mod user;
 
 pub use audit::{AuditEvent, AuditRecord, Outcome};
-pub use client::{Client, ClientCategory, ClientStatus};
+pub use client::{
+    AuthMethod, Client, ClientCategory, ClientRegistration, ClientStatus, ClientType, GrantType, RedirectUri,
+    Scope,
+};
 pub use ids::{ClientId, OrgUnitId, UserId};
 pub use org::{OrgPath, OrgUnit};
 pub use user::{Email, NewUser, Phone, RoleName, User, UserStatus, Username};

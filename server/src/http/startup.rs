@@ -18,6 +18,18 @@ pub struct Application {
     port: u16,
     url: String,
     server: Server,
+    /// Re-reads the signing keys; stops with the server.
+    key_refresh: AbortOnDrop,
+}
+
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
 }
 
 impl Application {
@@ -29,6 +41,9 @@ impl Application {
         let url = settings.public_url(bound);
         let max_body = settings.http.max_body_bytes;
         let workers = if settings.http.workers == 0 { num_cpus() } else { settings.http.workers };
+        // Started here, inside the runtime that will run the server, so a key rotation made by
+        // the CLI or another instance reaches this one within `tokens.key_refresh_secs`.
+        let key_refresh = AbortOnDrop(state.core.keyring.spawn_refresh());
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
@@ -42,6 +57,7 @@ impl Application {
                 .app_data(data.clone())
                 .configure(|c| problem::configure(c, max_body))
                 .configure(health::configure)
+                .configure(crate::oidc::configure)
                 .default_service(web::to(not_found))
         })
         .workers(workers)
@@ -49,7 +65,7 @@ impl Application {
         .listen(listener)
         .map_err(StartError::Bind)?
         .run();
-        Ok(Self { port: bound.port(), url, server })
+        Ok(Self { port: bound.port(), url, server, key_refresh })
     }
 
     pub fn port(&self) -> u16 {
@@ -69,6 +85,7 @@ impl Application {
     /// Serves until SIGINT or SIGTERM (graceful: in-flight requests get
     /// `http.shutdown_timeout_secs` to finish) or until stopped through a handle.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let _key_refresh = self.key_refresh;
         self.server.await
     }
 }

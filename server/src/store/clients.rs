@@ -1,11 +1,14 @@
-//! Repository for OAuth clients (`clients`). The OIDC issue grows it.
+//! Repository for OAuth clients (`clients`).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::schema::clients;
 use super::{AnyConnection, DbError, from_db_time, to_db_time};
-use crate::domain::{Client, ClientCategory, ClientId, ClientStatus};
+use crate::domain::{
+    AuthMethod, Client, ClientCategory, ClientId, ClientRegistration, ClientStatus, ClientType, GrantType,
+    RedirectUri, Scope,
+};
 
 #[derive(Queryable)]
 struct ClientRow {
@@ -13,43 +16,118 @@ struct ClientRow {
     name: String,
     category: String,
     status: String,
-    tokens_valid_after: chrono::NaiveDateTime,
-    created_at: chrono::NaiveDateTime,
-    updated_at: chrono::NaiveDateTime,
+    tokens_valid_after: NaiveDateTime,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    client_type: String,
+    token_endpoint_auth_method: String,
+    secret_digest: Option<String>,
+    secret_rotated_at: Option<NaiveDateTime>,
+    grant_types: String,
+    scopes: String,
+    redirect_uris: String,
+    post_logout_redirect_uris: String,
+    jwks: Option<String>,
+    access_token_ttl_secs: i32,
+    refresh_token_ttl_secs: i32,
+    first_party: bool,
+    can_introspect: bool,
+}
+
+fn corrupt(id: &str, what: &str, e: impl std::fmt::Display) -> DbError {
+    DbError::Corrupt(format!("stored client {id} has an invalid {what}: {e}"))
+}
+
+fn uris(id: &str, what: &str, json: &str) -> Result<Vec<RedirectUri>, DbError> {
+    serde_json::from_str(json).map_err(|e| corrupt(id, what, e))
 }
 
 impl ClientRow {
-    fn into_domain(self) -> Result<Client, DbError> {
-        Ok(Client {
-            category: ClientCategory::parse(&self.category).map_err(|e| DbError::Corrupt(e.0))?,
-            status: ClientStatus::parse(&self.status).map_err(|e| DbError::Corrupt(e.0))?,
-            id: ClientId::from_string(self.id),
+    fn into_domain(self) -> Result<(Client, Option<String>), DbError> {
+        let id = self.id.as_str();
+        let grant_types = self
+            .grant_types
+            .split(' ')
+            .filter(|g| !g.is_empty())
+            .map(GrantType::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|e| corrupt(id, "grant type", e))?;
+        let registration = ClientRegistration {
+            category: ClientCategory::parse(&self.category).map_err(|e| corrupt(id, "category", e))?,
+            client_type: ClientType::parse(&self.client_type).map_err(|e| corrupt(id, "type", e))?,
+            token_endpoint_auth_method: AuthMethod::parse(&self.token_endpoint_auth_method)
+                .map_err(|e| corrupt(id, "auth method", e))?,
+            grant_types,
+            scopes: Scope::parse_list(&self.scopes).map_err(|e| corrupt(id, "scope", e))?,
+            redirect_uris: uris(id, "redirect URI", &self.redirect_uris)?,
+            post_logout_redirect_uris: uris(id, "post-logout redirect URI", &self.post_logout_redirect_uris)?,
+            jwks: self
+                .jwks
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| corrupt(id, "JWK Set", e))?,
             name: self.name,
+            access_token_ttl_secs: self.access_token_ttl_secs,
+            refresh_token_ttl_secs: self.refresh_token_ttl_secs,
+            first_party: self.first_party,
+            can_introspect: self.can_introspect,
+        };
+        let client = Client {
+            status: ClientStatus::parse(&self.status).map_err(|e| corrupt(id, "status", e))?,
+            id: ClientId::from_string(self.id),
+            registration,
+            has_secret: self.secret_digest.is_some(),
+            secret_rotated_at: self.secret_rotated_at.map(from_db_time),
             tokens_valid_after: from_db_time(self.tokens_valid_after),
             created_at: from_db_time(self.created_at),
             updated_at: from_db_time(self.updated_at),
-        })
+        };
+        Ok((client, self.secret_digest))
     }
 }
 
-/// Creates an active client. A taken id is `DbError::Conflict`.
+fn json_list(v: &[RedirectUri]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+/// Registers an active client. `secret_digest` is the keyed digest of the secret the caller
+/// generated (never the secret). A taken id is `DbError::Conflict`.
 pub fn insert(
     conn: &mut AnyConnection,
     id: &ClientId,
-    name: &str,
-    category: ClientCategory,
+    reg: &ClientRegistration,
+    secret_digest: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Client, DbError> {
     let now = to_db_time(now);
+    let grants: Vec<&str> = reg.grant_types.iter().map(|g| g.as_str()).collect();
     diesel::insert_into(clients::table)
         .values((
-            clients::id.eq(id.as_str()),
-            clients::name.eq(name),
-            clients::category.eq(category.as_str()),
-            clients::status.eq(ClientStatus::Active.as_str()),
-            clients::tokens_valid_after.eq(now),
-            clients::created_at.eq(now),
-            clients::updated_at.eq(now),
+            (
+                clients::id.eq(id.as_str()),
+                clients::name.eq(reg.name.trim()),
+                clients::category.eq(reg.category.as_str()),
+                clients::status.eq(ClientStatus::Active.as_str()),
+                clients::tokens_valid_after.eq(now),
+                clients::created_at.eq(now),
+                clients::updated_at.eq(now),
+                clients::client_type.eq(reg.client_type.as_str()),
+                clients::token_endpoint_auth_method.eq(reg.token_endpoint_auth_method.as_str()),
+                clients::secret_digest.eq(secret_digest),
+            ),
+            (
+                clients::secret_rotated_at.eq(secret_digest.map(|_| now)),
+                clients::grant_types.eq(grants.join(" ")),
+                clients::scopes.eq(Scope::join(&reg.scopes)),
+                clients::redirect_uris.eq(json_list(&reg.redirect_uris)),
+                clients::post_logout_redirect_uris.eq(json_list(&reg.post_logout_redirect_uris)),
+                clients::jwks.eq(reg.jwks.as_ref().map(ToString::to_string)),
+                clients::access_token_ttl_secs.eq(reg.access_token_ttl_secs),
+                clients::refresh_token_ttl_secs.eq(reg.refresh_token_ttl_secs),
+                clients::first_party.eq(reg.first_party),
+                clients::can_introspect.eq(reg.can_introspect),
+            ),
         ))
         .execute(conn)?;
     find(conn, id)?.ok_or(DbError::NotFound)
@@ -57,6 +135,15 @@ pub fn insert(
 
 /// The client with this id, if any.
 pub fn find(conn: &mut AnyConnection, id: &ClientId) -> Result<Option<Client>, DbError> {
+    Ok(find_with_secret(conn, id)?.map(|(c, _)| c))
+}
+
+/// The client and its secret digest (for client authentication): the only function that
+/// lets the digest out.
+pub fn find_with_secret(
+    conn: &mut AnyConnection,
+    id: &ClientId,
+) -> Result<Option<(Client, Option<String>)>, DbError> {
     clients::table
         .find(id.as_str())
         .first::<ClientRow>(conn)
@@ -72,7 +159,7 @@ pub fn list(conn: &mut AnyConnection, category: Option<ClientCategory>) -> Resul
         q = q.filter(clients::category.eq(c.as_str()));
     }
     let rows: Vec<ClientRow> = q.order(clients::id.asc()).load(conn)?;
-    rows.into_iter().map(ClientRow::into_domain).collect()
+    rows.into_iter().map(|r| r.into_domain().map(|(c, _)| c)).collect()
 }
 
 /// Suspends or resumes a client. Suspending moves `tokens_valid_after` to `now` so every
@@ -100,4 +187,35 @@ pub fn set_status(
         return Err(DbError::NotFound);
     }
     find(conn, id)?.ok_or(DbError::NotFound)
+}
+
+/// Replaces the secret's digest: the old secret stops working at once. `NotFound` for an
+/// unknown id.
+pub fn set_secret_digest(
+    conn: &mut AnyConnection,
+    id: &ClientId,
+    digest: &str,
+    now: DateTime<Utc>,
+) -> Result<Client, DbError> {
+    let now = to_db_time(now);
+    let n = diesel::update(clients::table.find(id.as_str()))
+        .set((
+            clients::secret_digest.eq(digest),
+            clients::secret_rotated_at.eq(now),
+            clients::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    find(conn, id)?.ok_or(DbError::NotFound)
+}
+
+/// Deletes a client. Returns `NotFound` for an unknown id. Tokens it holds fail their next
+/// check because the client no longer exists.
+pub fn delete(conn: &mut AnyConnection, id: &ClientId) -> Result<(), DbError> {
+    match diesel::delete(clients::table.find(id.as_str())).execute(conn)? {
+        0 => Err(DbError::NotFound),
+        _ => Ok(()),
+    }
 }

@@ -9,6 +9,7 @@ pub mod meta;
 pub mod org_units;
 pub mod roles;
 mod schema;
+pub mod signing_keys;
 pub mod users;
 
 pub use conn::{AnyConnection, Backend, Database, DbError, parse_url, write_transaction};

@@ -63,6 +63,32 @@ diesel::table! {
         tokens_valid_after -> Timestamp,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        client_type -> Text,
+        token_endpoint_auth_method -> Text,
+        secret_digest -> Nullable<Text>,
+        secret_rotated_at -> Nullable<Timestamp>,
+        grant_types -> Text,
+        scopes -> Text,
+        redirect_uris -> Text,
+        post_logout_redirect_uris -> Text,
+        jwks -> Nullable<Text>,
+        access_token_ttl_secs -> Integer,
+        refresh_token_ttl_secs -> Integer,
+        first_party -> Bool,
+        can_introspect -> Bool,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        private_key -> Text,
+        public_jwk -> Text,
+        created_at -> Timestamp,
+        signs_from -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+        unpublish_at -> Nullable<Timestamp>,
     }
 }
 
@@ -87,6 +113,7 @@ diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(user_roles -> roles (role_name));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    signing_keys,
     org_units,
     users,
     roles,

@@ -90,6 +90,12 @@ fn invalid_values_name_their_key() {
         ("PRAMAAN__PASSWORD__ARGON2_MEMORY_KIB", "1", "password.argon2_memory_kib"),
         ("PRAMAAN__BOOTSTRAP__ROOT_ORG_PATH", "Not A Path", "bootstrap.root_org_path"),
         ("PRAMAAN__LOG__FILTER", "info,[[[", "log.filter"),
+        ("PRAMAAN__TOKENS__ACCESS_TOKEN_ALG", "HS256", "tokens.access_token_alg"),
+        ("PRAMAAN__TOKENS__ID_TOKEN_ALG", "none", "tokens.id_token_alg"),
+        ("PRAMAAN__TOKENS__RSA_BITS", "1024", "tokens.rsa_bits"),
+        ("PRAMAAN__TOKENS__MAX_TOKEN_LIFETIME_SECS", "0", "tokens.max_token_lifetime_secs"),
+        ("PRAMAAN__TOKENS__KEY_REFRESH_SECS", "0", "tokens.key_refresh_secs"),
+        ("PRAMAAN__TOKENS__KEY_PREPUBLISH_SECS", "60", "tokens.key_prepublish_secs"),
     ];
     for (k, v, key) in cases {
         let err = load(None, env(&[(k, v)])).unwrap_err();
