@@ -46,7 +46,7 @@ pub async fn spawn_app() -> TestApp {
     let settings = test_settings(&db, data_dir.path());
     let core = Core::init(settings, Arc::new(SystemClock), InitMode::Serve).expect("core starts");
     let sessions = session_store_under_test().await;
-    let state = AppState { core: core.clone(), sessions: sessions.store.clone() };
+    let state = AppState::new(core.clone(), sessions.store.clone());
     let app = Application::build(state.clone()).expect("server binds");
     let port = app.port();
     let handle = app.handle();

@@ -9,6 +9,7 @@ use crate::clock::Clock;
 use crate::config::{SessionBackend, SessionSettings, Settings};
 use crate::crypto::{DevKeys, Keys, PasswordHasher, PasswordParams, load_keys};
 use crate::oidc::KeyRing;
+use crate::oidc::issuance_log::IssuanceLog;
 use crate::sessions::SessionStore;
 use crate::sessions::memory::MemoryStore;
 use crate::sessions::redis::RedisStore;
@@ -195,6 +196,14 @@ fn ensure_private_dir(dir: &std::path::Path) -> Result<(), StartError> {
 pub struct AppState {
     pub core: Core,
     pub sessions: Arc<dyn SessionStore>,
+    /// Per-client, per-minute tallies of client-credentials tokens, flushed to the audit trail.
+    pub issuance: IssuanceLog,
+}
+
+impl AppState {
+    pub fn new(core: Core, sessions: Arc<dyn SessionStore>) -> Self {
+        Self { core, sessions, issuance: IssuanceLog::default() }
+    }
 }
 
 /// Connects the session store chosen in the settings. An unreachable Redis fails here, at

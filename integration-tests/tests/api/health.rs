@@ -82,7 +82,7 @@ async fn readyz_answers_503_naming_the_session_store_when_it_is_unreachable() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let state = AppState { core: app.core.clone(), sessions: Arc::new(store.expect("own redis starts")) };
+    let state = AppState::new(app.core.clone(), Arc::new(store.expect("own redis starts")));
     let own = Application::build(state).unwrap();
     let address = format!("http://127.0.0.1:{}", own.port());
     tokio::spawn(own.run_until_stopped());

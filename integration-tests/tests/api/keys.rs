@@ -47,7 +47,7 @@ async fn clocked_app(tune: impl FnOnce(&mut Settings)) -> ClockedApp {
     let clock = FixedClock::new(Utc::now());
     let core = Core::init(settings, Arc::new(clock.clone()), InitMode::Serve).unwrap();
     let sessions = session_store_under_test().await;
-    let app = Application::build(AppState { core: core.clone(), sessions: sessions.store.clone() }).unwrap();
+    let app = Application::build(AppState::new(core.clone(), sessions.store.clone())).unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());

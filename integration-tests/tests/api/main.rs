@@ -5,6 +5,7 @@
 mod audit;
 mod backends;
 mod cli;
+mod client_credentials;
 mod clients;
 mod health;
 mod import;

@@ -15,8 +15,7 @@ use crate::domain::{
 use crate::state::Core;
 use crate::store::{DbError, clients, write_transaction};
 
-/// Purpose label of client-secret digests (domain separation in the digest key).
-pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
+use crate::oidc::client_auth::CLIENT_SECRET_PURPOSE;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ClientCommand {

@@ -38,7 +38,7 @@ pub async fn run(mut settings: Settings, args: ServeArgs, io: &mut Io) -> CliRes
     let core = Core::init(settings, Arc::new(SystemClock), InitMode::Serve)?;
     warn_about_development_keys(&core, io)?;
     // Bind before creating the first admin, so a port in use fails before a password is made.
-    let app = Application::build(AppState { core: core.clone(), sessions })?;
+    let app = Application::build(AppState::new(core.clone(), sessions))?;
     if let Some(admin) = crate::bootstrap::ensure_admin(&core).await? {
         // Printed once to the console, never through the logger.
         writeln!(

@@ -216,6 +216,9 @@ pub struct TokenSettings {
     pub jwks_max_age_secs: u64,
     /// How often a running server re-reads the keys (to see `pramaan keys rotate`).
     pub key_refresh_secs: u64,
+    /// The `aud` of access tokens (RFC 9068 §2.2); defaults to the issuer URL. Resource
+    /// servers such as the registry check it.
+    pub access_token_audience: Option<String>,
 }
 
 impl Default for TokenSettings {
@@ -228,6 +231,7 @@ impl Default for TokenSettings {
             max_token_lifetime_secs: 86_400,
             jwks_max_age_secs: 300,
             key_refresh_secs: 30,
+            access_token_audience: None,
         }
     }
 }

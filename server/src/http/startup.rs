@@ -10,6 +10,7 @@ use tracing_actix_web::TracingLogger;
 use super::access_log::AccessLog;
 use super::problem::Problem;
 use super::{health, problem, request_id};
+use crate::oidc::Issuer;
 use crate::state::{AppState, StartError, num_cpus};
 
 /// A bound, not yet running server. `build` binds the listener itself so tests can ask for
@@ -20,6 +21,9 @@ pub struct Application {
     server: Server,
     /// Re-reads the signing keys; stops with the server.
     key_refresh: AbortOnDrop,
+    /// Writes client-credentials issuance tallies to the audit trail each minute.
+    issuance_flush: AbortOnDrop,
+    state: AppState,
 }
 
 struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
@@ -44,6 +48,18 @@ impl Application {
         // Started here, inside the runtime that will run the server, so a key rotation made by
         // the CLI or another instance reaches this one within `tokens.key_refresh_secs`.
         let key_refresh = AbortOnDrop(state.core.keyring.spawn_refresh());
+        let issuance_flush = AbortOnDrop(tokio::runtime::Handle::try_current().ok().map(|_| {
+            state.issuance.spawn_flusher(
+                state.core.audit.clone(),
+                state.core.clock.clone(),
+                std::time::Duration::from_secs(15),
+            )
+        }));
+        let issuer = web::Data::new(Issuer {
+            audience: settings.tokens.access_token_audience.clone().unwrap_or_else(|| url.clone()),
+            issuer: url.clone(),
+        });
+        let kept = state.clone();
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
@@ -55,6 +71,7 @@ impl Application {
                         .add(("referrer-policy", "no-referrer")),
                 )
                 .app_data(data.clone())
+                .app_data(issuer.clone())
                 .configure(|c| problem::configure(c, max_body))
                 .configure(health::configure)
                 .configure(crate::oidc::configure)
@@ -65,7 +82,7 @@ impl Application {
         .listen(listener)
         .map_err(StartError::Bind)?
         .run();
-        Ok(Self { port: bound.port(), url, server, key_refresh })
+        Ok(Self { port: bound.port(), url, server, key_refresh, issuance_flush, state: kept })
     }
 
     pub fn port(&self) -> u16 {
@@ -86,7 +103,12 @@ impl Application {
     /// `http.shutdown_timeout_secs` to finish) or until stopped through a handle.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let _key_refresh = self.key_refresh;
-        self.server.await
+        let result = self.server.await;
+        drop(self.issuance_flush);
+        // Tallies of the minute in progress would otherwise be lost with the process.
+        let core = &self.state.core;
+        self.state.issuance.flush(&core.audit, core.clock.now(), true).await;
+        result
     }
 }
 

@@ -1,14 +1,29 @@
 //! The OpenID Connect provider: one file per endpoint. Each exposes what it registers through
 //! [`configure`].
 
+pub mod access_token;
+pub mod client_auth;
+pub mod error;
+pub mod form;
+pub mod issuance_log;
 pub mod jwks;
 pub mod keyring;
+pub mod token;
 
 pub use keyring::KeyRing;
 
 use actix_web::web;
 
+/// Who this server is to the outside: the `iss` of its tokens and the default `aud` of its
+/// access tokens. Known only once the listener is bound (tests use port 0).
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    pub issuer: String,
+    pub audience: String,
+}
+
 /// Registers the provider's endpoints.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     jwks::configure(cfg);
+    token::configure(cfg);
 }

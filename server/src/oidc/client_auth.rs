@@ -1,0 +1,167 @@
+//! Client authentication at the token, introspection and revocation endpoints (RFC 6749
+//! §2.3): `client_secret_basic`, `client_secret_post` and, for public clients, `none`.
+//! (`private_key_jwt`, RFC 7523, is the next step.)
+
+use base64::Engine;
+
+use super::error::OAuthError;
+use super::form::Form;
+use crate::crypto::Digester;
+use crate::domain::{AuthMethod, Client, ClientId, ClientStatus};
+
+/// Purpose label of client-secret digests.
+pub const CLIENT_SECRET_PURPOSE: &str = "client_secret";
+
+/// What the request presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    Basic {
+        id: String,
+        secret: String,
+    },
+    Post {
+        id: String,
+        secret: String,
+    },
+    /// A public client: only its id.
+    IdOnly {
+        id: String,
+    },
+}
+
+impl Presented {
+    pub fn client_id(&self) -> &str {
+        match self {
+            Self::Basic { id, .. } | Self::Post { id, .. } | Self::IdOnly { id } => id,
+        }
+    }
+
+    fn method(&self) -> AuthMethod {
+        match self {
+            Self::Basic { .. } => AuthMethod::ClientSecretBasic,
+            Self::Post { .. } => AuthMethod::ClientSecretPost,
+            Self::IdOnly { .. } => AuthMethod::None,
+        }
+    }
+}
+
+/// Reads the credentials from the `Authorization` header and the form. Using more than one
+/// method in one request is an error (§2.3), as is presenting none.
+pub fn presented(authorization: Option<&str>, form: &Form) -> Result<Presented, OAuthError> {
+    let body_id = form.get("client_id");
+    let body_secret = form.get("client_secret");
+    if let Some(header) = authorization {
+        if body_secret.is_some() {
+            return Err(OAuthError::invalid_request("Use one client authentication method, not two."));
+        }
+        let (id, secret) = parse_basic(header).ok_or_else(OAuthError::invalid_client)?;
+        if body_id.is_some_and(|b| b != id) {
+            return Err(OAuthError::invalid_request(
+                "client_id in the body differs from the authenticated client.",
+            ));
+        }
+        return Ok(Presented::Basic { id, secret });
+    }
+    match (body_id, body_secret) {
+        (Some(id), Some(secret)) => Ok(Presented::Post { id: id.to_owned(), secret: secret.to_owned() }),
+        (Some(id), None) => Ok(Presented::IdOnly { id: id.to_owned() }),
+        (None, _) => Err(OAuthError::invalid_client()),
+    }
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))` — §2.3.1 form-encodes both parts
+/// before base64, so they are decoded twice.
+fn parse_basic(header: &str) -> Option<(String, String)> {
+    let (scheme, value) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD.decode(value.trim()).ok()?;
+    let raw = String::from_utf8(raw).ok()?;
+    let (id, secret) = raw.split_once(':')?;
+    let decode =
+        |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    let (id, secret) = (decode(id)?, decode(secret)?);
+    if id.is_empty() {
+        return None;
+    }
+    Some((id, secret))
+}
+
+/// Decides whether `presented` authenticates `found` (the client looked up by the presented
+/// id, with its secret digest). Every failure is the same `invalid_client`, and a digest is
+/// computed even for an unknown client so the timing does not tell.
+pub fn verify(
+    digester: &Digester,
+    presented: &Presented,
+    found: Option<(Client, Option<String>)>,
+) -> Result<Client, OAuthError> {
+    let secret = match presented {
+        Presented::Basic { secret, .. } | Presented::Post { secret, .. } => Some(secret.as_str()),
+        Presented::IdOnly { .. } => None,
+    };
+    let Some((client, digest)) = found else {
+        if let Some(s) = secret {
+            let _ = digester.digest(CLIENT_SECRET_PURPOSE, s.as_bytes());
+        }
+        return Err(OAuthError::invalid_client());
+    };
+    let secret_ok = match (secret, digest) {
+        (Some(s), Some(d)) => digester.verify(CLIENT_SECRET_PURPOSE, s.as_bytes(), &d),
+        (None, _) => true,
+        (Some(s), None) => {
+            let _ = digester.digest(CLIENT_SECRET_PURPOSE, s.as_bytes());
+            false
+        }
+    };
+    let method_ok = client.registration.token_endpoint_auth_method == presented.method();
+    if !(secret_ok && method_ok) || client.status != ClientStatus::Active {
+        return Err(OAuthError::invalid_client());
+    }
+    Ok(client)
+}
+
+/// The id to look up.
+pub fn lookup_id(p: &Presented) -> ClientId {
+    ClientId::from_string(p.client_id().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> Form {
+        Form::parse(form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish().as_bytes())
+            .unwrap()
+    }
+
+    fn basic(id: &str, secret: &str) -> String {
+        let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+        )
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded_after_base64() {
+        let p = presented(Some(&basic("my client", "s:e/c+r%t")), &form(&[])).unwrap();
+        assert_eq!(p, Presented::Basic { id: "my client".into(), secret: "s:e/c+r%t".into() });
+    }
+
+    #[test]
+    fn two_methods_at_once_or_none_at_all_are_refused() {
+        let both = presented(Some(&basic("a", "b")), &form(&[("client_secret", "b")]));
+        assert_eq!(both.unwrap_err().error, super::super::error::OAuthErrorCode::InvalidRequest);
+        let mismatch = presented(Some(&basic("a", "b")), &form(&[("client_id", "other")]));
+        assert!(mismatch.is_err());
+        assert_eq!(presented(None, &form(&[])).unwrap_err(), OAuthError::invalid_client());
+        for bad in ["Bearer x", "Basic !!!", "Basic Og==", "Basic"] {
+            assert_eq!(presented(Some(bad), &form(&[])).unwrap_err(), OAuthError::invalid_client(), "{bad}");
+        }
+        assert_eq!(
+            presented(None, &form(&[("client_id", "a"), ("client_secret", "b")])).unwrap(),
+            Presented::Post { id: "a".into(), secret: "b".into() }
+        );
+    }
+}

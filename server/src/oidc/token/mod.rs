@@ -1,0 +1,145 @@
+//! The token endpoint (RFC 6749 §3.2). The body is parsed into [`TokenRequest`] and matched
+//! exhaustively; each grant has its own file. Every response, success or error, carries
+//! `Cache-Control: no-store` (§5.1).
+
+mod client_credentials;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+use super::Issuer;
+use super::client_auth::{self, Presented};
+use super::error::{OAuthError, OAuthErrorCode};
+use super::form::Form;
+use crate::state::AppState;
+use crate::store::clients;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/token", web::post().to(token));
+}
+
+/// A token request, by grant. Unknown grants never get this far: they are
+/// `unsupported_grant_type` at parse time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRequest {
+    AuthorizationCode { code: String, redirect_uri: Option<String>, code_verifier: Option<String> },
+    RefreshToken { refresh_token: String, scope: Option<String> },
+    ClientCredentials { scope: Option<String> },
+}
+
+impl TokenRequest {
+    pub fn parse(form: &Form) -> Result<Self, OAuthError> {
+        let grant = form.require("grant_type", "grant_type is required.")?;
+        match grant {
+            "authorization_code" => Ok(Self::AuthorizationCode {
+                code: form.require("code", "code is required.")?.to_owned(),
+                redirect_uri: form.get("redirect_uri").map(str::to_owned),
+                code_verifier: form.get("code_verifier").map(str::to_owned),
+            }),
+            "refresh_token" => Ok(Self::RefreshToken {
+                refresh_token: form.require("refresh_token", "refresh_token is required.")?.to_owned(),
+                scope: form.get("scope").map(str::to_owned),
+            }),
+            "client_credentials" => {
+                Ok(Self::ClientCredentials { scope: form.get("scope").map(str::to_owned) })
+            }
+            _ => Err(OAuthError::new(
+                OAuthErrorCode::UnsupportedGrantType,
+                "This grant type is not supported.",
+            )),
+        }
+    }
+}
+
+/// A successful token response (§5.1).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(client_id = tracing::field::Empty, grant = tracing::field::Empty))]
+async fn token(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, OAuthError> {
+    let is_form = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    });
+    if !is_form {
+        return Err(OAuthError::invalid_request("Send the request as application/x-www-form-urlencoded."));
+    }
+    let form = Form::parse(&body)?;
+    let authorization = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+    let presented = client_auth::presented(authorization, &form)?;
+    let request = TokenRequest::parse(&form)?;
+    let client = authenticate(&state, &presented).await?;
+    let span = tracing::Span::current();
+    span.record("client_id", client.id.as_str());
+    let response = match request {
+        TokenRequest::ClientCredentials { scope } => {
+            span.record("grant", "client_credentials");
+            let response = client_credentials::grant(&state.core, &issuer, &client, scope.as_deref())?;
+            state.issuance.record(client.id.as_str(), response.scope.as_deref(), state.core.clock.now());
+            response
+        }
+        // The browser flow (authorization_code, refresh_token) lands with /authorize.
+        TokenRequest::AuthorizationCode { .. } | TokenRequest::RefreshToken { .. } => {
+            return Err(OAuthError::new(
+                OAuthErrorCode::UnsupportedGrantType,
+                "This grant type is not supported.",
+            ));
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .insert_header(("pragma", "no-cache"))
+        .json(response))
+}
+
+async fn authenticate(state: &AppState, presented: &Presented) -> Result<crate::domain::Client, OAuthError> {
+    let id = client_auth::lookup_id(presented);
+    let found = state.core.db.run(move |c| clients::find_with_secret(c, &id)).await.map_err(|e| {
+        tracing::error!(error = ?e, "client lookup failed");
+        OAuthError::server_error()
+    })?;
+    client_auth::verify(&state.core.keys.digester, presented, found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(s: &str) -> Form {
+        Form::parse(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn requests_parse_by_grant_and_unknown_grants_are_unsupported() {
+        assert_eq!(
+            TokenRequest::parse(&form("grant_type=client_credentials&scope=a+b")).unwrap(),
+            TokenRequest::ClientCredentials { scope: Some("a b".into()) }
+        );
+        assert_eq!(
+            TokenRequest::parse(&form("grant_type=password&username=x")).unwrap_err().error,
+            OAuthErrorCode::UnsupportedGrantType
+        );
+        assert_eq!(TokenRequest::parse(&form("scope=a")).unwrap_err().error, OAuthErrorCode::InvalidRequest);
+        assert_eq!(
+            TokenRequest::parse(&form("grant_type=authorization_code")).unwrap_err().error,
+            OAuthErrorCode::InvalidRequest
+        );
+    }
+}
