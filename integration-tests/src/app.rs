@@ -70,6 +70,35 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(format!("{}{path}", self.address)).send().await.expect("request sent")
     }
+
+    /// A second server instance on the same database and session store, as a second node
+    /// behind a load balancer would be (its own caches, pools and background tasks).
+    pub async fn spawn_sibling(&self) -> Sibling {
+        let mut settings = test_settings(&self.db, self.data_dir.path());
+        // Behind one load balancer every node has the same public URL, hence the same issuer.
+        settings.http.public_url = Some(self.address.clone());
+        let core = Core::init(settings, Arc::new(SystemClock), InitMode::Serve).expect("second core starts");
+        let state = AppState::new(core.clone(), self.sessions.store.clone());
+        let app = Application::build(state.clone()).expect("second server binds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        Sibling { address, core, state, handle }
+    }
+}
+
+/// A second instance of a [`TestApp`]; stops when dropped.
+pub struct Sibling {
+    pub address: String,
+    pub core: Core,
+    pub state: AppState,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for Sibling {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
 }
 
 impl Drop for TestApp {

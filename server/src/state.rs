@@ -9,7 +9,9 @@ use crate::clock::Clock;
 use crate::config::{SessionBackend, SessionSettings, Settings};
 use crate::crypto::{DevKeys, Keys, PasswordHasher, PasswordParams, load_keys};
 use crate::oidc::KeyRing;
+use crate::oidc::introspect::VerifiedTokens;
 use crate::oidc::issuance_log::IssuanceLog;
+use crate::oidc::state_cache::ClientCache;
 use crate::sessions::SessionStore;
 use crate::sessions::memory::MemoryStore;
 use crate::sessions::redis::RedisStore;
@@ -198,11 +200,22 @@ pub struct AppState {
     pub sessions: Arc<dyn SessionStore>,
     /// Per-client, per-minute tallies of client-credentials tokens, flushed to the audit trail.
     pub issuance: IssuanceLog,
+    /// Client state for the token and introspection endpoints, refreshed by the epoch.
+    pub clients: ClientCache,
+    /// Claims of access tokens whose signature was verified, until they expire.
+    pub verified: VerifiedTokens,
 }
 
 impl AppState {
     pub fn new(core: Core, sessions: Arc<dyn SessionStore>) -> Self {
-        Self { core, sessions, issuance: IssuanceLog::default() }
+        let clients = ClientCache::new(core.db.clone());
+        Self {
+            core,
+            sessions,
+            issuance: IssuanceLog::default(),
+            clients,
+            verified: VerifiedTokens::default(),
+        }
     }
 }
 

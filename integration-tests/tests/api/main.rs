@@ -9,6 +9,7 @@ mod client_credentials;
 mod clients;
 mod health;
 mod import;
+mod introspection;
 mod keys;
 mod migrations;
 mod password_login;

@@ -96,7 +96,9 @@ fn users_round_trip_with_exact_timestamps_and_unique_usernames() {
         .run_blocking(|c| {
             let created = users::insert(c, &new_user("asha"), now)?;
             assert_eq!(created.created_at, now, "times must round-trip to the microsecond");
-            assert_eq!(created.tokens_valid_after, now);
+            // A new account cuts off nothing: its cut-off is the start of its first second.
+            assert_eq!(created.tokens_valid_after.timestamp(), now.timestamp());
+            assert_eq!(created.tokens_valid_after.timestamp_subsec_nanos(), 0);
             assert_eq!(created.status, UserStatus::Active);
             assert!(!created.has_password && created.must_change_password);
             assert_eq!(users::find(c, &created.id)?.unwrap(), created);

@@ -13,7 +13,7 @@ use crate::domain::{
     GrantType, Outcome, RedirectUri, Scope,
 };
 use crate::state::Core;
-use crate::store::{DbError, clients, write_transaction};
+use crate::store::{DbError, clients, meta, write_transaction};
 
 use crate::oidc::client_auth::CLIENT_SECRET_PURPOSE;
 
@@ -178,6 +178,7 @@ pub async fn run(core: &Core, actor: &str, cmd: ClientCommand, io: &mut Io) -> C
                 .run(move |c| {
                     write_transaction(c, |c| {
                         clients::delete(c, &target)?;
+                        meta::bump_revocation_epoch(c)?;
                         audit.append_with(
                             c,
                             vec![
@@ -326,6 +327,7 @@ pub async fn rotate_secret(core: &Core, actor: &str, id: &ClientId) -> anyhow::R
                     )));
                 }
                 let client = clients::set_secret_digest(c, &target, &digest, now)?;
+                meta::bump_revocation_epoch(c)?;
                 audit.append_with(
                     c,
                     vec![
@@ -360,6 +362,7 @@ async fn set_status(
         .run(move |c| {
             write_transaction(c, |c| {
                 let client = clients::set_status(c, &target, status, now)?;
+                meta::bump_revocation_epoch(c)?;
                 let action = match status {
                     ClientStatus::Suspended => "client.suspend",
                     ClientStatus::Active => "client.resume",

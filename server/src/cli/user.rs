@@ -318,6 +318,7 @@ async fn set_status(
             crate::store::write_transaction(c, |c| {
                 let user = users::find_by_username(c, &name)?.ok_or(crate::store::DbError::NotFound)?;
                 let updated = users::set_status(c, &user.id, status, now)?;
+                crate::store::meta::bump_revocation_epoch(c)?;
                 let action = match status {
                     UserStatus::Disabled => "user.disable",
                     UserStatus::Active => "user.enable",

@@ -23,6 +23,8 @@ pub struct Application {
     key_refresh: AbortOnDrop,
     /// Writes client-credentials issuance tallies to the audit trail each minute.
     issuance_flush: AbortOnDrop,
+    /// Polls the revocation epoch.
+    epoch_poll: AbortOnDrop,
     state: AppState,
 }
 
@@ -55,6 +57,7 @@ impl Application {
                 std::time::Duration::from_secs(15),
             )
         }));
+        let epoch_poll = AbortOnDrop(state.clients.spawn_poller());
         let issuer = web::Data::new(Issuer {
             audience: settings.tokens.access_token_audience.clone().unwrap_or_else(|| url.clone()),
             issuer: url.clone(),
@@ -82,7 +85,7 @@ impl Application {
         .listen(listener)
         .map_err(StartError::Bind)?
         .run();
-        Ok(Self { port: bound.port(), url, server, key_refresh, issuance_flush, state: kept })
+        Ok(Self { port: bound.port(), url, server, key_refresh, issuance_flush, epoch_poll, state: kept })
     }
 
     pub fn port(&self) -> u16 {
@@ -103,6 +106,7 @@ impl Application {
     /// `http.shutdown_timeout_secs` to finish) or until stopped through a handle.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let _key_refresh = self.key_refresh;
+        let _epoch_poll = self.epoch_poll;
         let result = self.server.await;
         drop(self.issuance_flush);
         // Tallies of the minute in progress would otherwise be lost with the process.

@@ -29,11 +29,19 @@ pub enum OAuthErrorCode {
 pub struct OAuthError {
     pub error: OAuthErrorCode,
     pub error_description: &'static str,
+    /// A status other than the code's usual one (403 for a client that may not introspect).
+    #[serde(skip)]
+    pub status: Option<u16>,
 }
 
 impl OAuthError {
     pub fn new(error: OAuthErrorCode, error_description: &'static str) -> Self {
-        Self { error, error_description }
+        Self { error, error_description, status: None }
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status.as_u16());
+        self
     }
 
     pub fn invalid_request(d: &'static str) -> Self {
@@ -53,6 +61,9 @@ impl OAuthError {
 
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
+        if let Some(s) = self.status.and_then(|s| StatusCode::from_u16(s).ok()) {
+            return s;
+        }
         match self.error {
             // §5.2: 401 for a failed client authentication (and WWW-Authenticate below).
             OAuthErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,

@@ -5,9 +5,12 @@ pub mod access_token;
 pub mod client_auth;
 pub mod error;
 pub mod form;
+pub mod introspect;
 pub mod issuance_log;
 pub mod jwks;
 pub mod keyring;
+pub mod revoke;
+pub mod state_cache;
 pub mod token;
 
 pub use keyring::KeyRing;
@@ -26,4 +29,6 @@ pub struct Issuer {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     jwks::configure(cfg);
     token::configure(cfg);
+    introspect::configure(cfg);
+    revoke::configure(cfg);
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::schema::clients;
-use super::{AnyConnection, DbError, from_db_time, to_db_time};
+use super::{AnyConnection, DbError, from_db_time, initial_cut_off, to_db_time};
 use crate::domain::{
     AuthMethod, Client, ClientCategory, ClientId, ClientRegistration, ClientStatus, ClientType, GrantType,
     RedirectUri, Scope,
@@ -100,6 +100,7 @@ pub fn insert(
     secret_digest: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Client, DbError> {
+    let creation = now;
     let now = to_db_time(now);
     let grants: Vec<&str> = reg.grant_types.iter().map(|g| g.as_str()).collect();
     diesel::insert_into(clients::table)
@@ -109,7 +110,7 @@ pub fn insert(
                 clients::name.eq(reg.name.trim()),
                 clients::category.eq(reg.category.as_str()),
                 clients::status.eq(ClientStatus::Active.as_str()),
-                clients::tokens_valid_after.eq(now),
+                clients::tokens_valid_after.eq(initial_cut_off(creation)),
                 clients::created_at.eq(now),
                 clients::updated_at.eq(now),
                 clients::client_type.eq(reg.client_type.as_str()),

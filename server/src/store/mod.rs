@@ -24,3 +24,11 @@ pub(crate) fn to_db_time(t: DateTime<Utc>) -> NaiveDateTime {
 pub(crate) fn from_db_time(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
 }
+
+/// The initial `tokens_valid_after` of a new account or client: the start of the current
+/// second. Token `iat`s have whole-second precision (RFC 7519 NumericDate as integers), so a
+/// cut-off inside the second of creation would reject the first second's tokens; a new
+/// record has nothing older to cut off.
+pub(crate) fn initial_cut_off(now: DateTime<Utc>) -> NaiveDateTime {
+    DateTime::from_timestamp(now.timestamp(), 0).map_or_else(|| to_db_time(now), |t| t.naive_utc())
+}

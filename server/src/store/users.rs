@@ -87,14 +87,15 @@ fn new_row<'a>(id: &'a UserId, u: &'a NewUser, now: chrono::NaiveDateTime) -> Ne
         password_hash: u.password_hash.as_deref(),
         password_changed_at: u.password_hash.as_ref().map(|_| now),
         must_change_password: u.must_change_password,
-        tokens_valid_after: now,
+        tokens_valid_after: super::initial_cut_off(now.and_utc()),
         failed_logins: 0,
         created_at: now,
         updated_at: now,
     }
 }
 
-/// Creates an active account. A taken username is `DbError::Conflict`.
+/// Creates an active account, its `tokens_valid_after` at the start of the current second
+/// (see `initial_cut_off`). A taken username is `DbError::Conflict`.
 pub fn insert(conn: &mut AnyConnection, new: &NewUser, now: DateTime<Utc>) -> Result<User, DbError> {
     let id = UserId::generate();
     let now = to_db_time(now);

@@ -13,7 +13,6 @@ use super::client_auth::{self, Presented};
 use super::error::{OAuthError, OAuthErrorCode};
 use super::form::Form;
 use crate::state::AppState;
-use crate::store::clients;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/token", web::post().to(token));
@@ -73,17 +72,8 @@ async fn token(
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
 ) -> Result<HttpResponse, OAuthError> {
-    let is_form = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-        v.split(';')
-            .next()
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-    });
-    if !is_form {
-        return Err(OAuthError::invalid_request("Send the request as application/x-www-form-urlencoded."));
-    }
-    let form = Form::parse(&body)?;
-    let authorization = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-    let presented = client_auth::presented(authorization, &form)?;
+    let form = form_body(&req, &body)?;
+    let presented = client_auth::presented(authorization(&req), &form)?;
     let request = TokenRequest::parse(&form)?;
     let client = authenticate(&state, &presented).await?;
     let span = tracing::Span::current();
@@ -109,13 +99,35 @@ async fn token(
         .json(response))
 }
 
-async fn authenticate(state: &AppState, presented: &Presented) -> Result<crate::domain::Client, OAuthError> {
+/// The form body of an OAuth endpoint; any other content type is `invalid_request`.
+pub fn form_body(req: &HttpRequest, body: &[u8]) -> Result<Form, OAuthError> {
+    let is_form = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    });
+    if !is_form {
+        return Err(OAuthError::invalid_request("Send the request as application/x-www-form-urlencoded."));
+    }
+    Form::parse(body)
+}
+
+/// The `Authorization` header, if any (an unreadable one counts as present and wrong).
+pub fn authorization(req: &HttpRequest) -> Option<&str> {
+    req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""))
+}
+
+/// Authenticates the client of a token, introspection or revocation request.
+pub async fn authenticate(
+    state: &AppState,
+    presented: &Presented,
+) -> Result<crate::domain::Client, OAuthError> {
     let id = client_auth::lookup_id(presented);
-    let found = state.core.db.run(move |c| clients::find_with_secret(c, &id)).await.map_err(|e| {
+    let found = state.clients.get(&id).await.map_err(|e| {
         tracing::error!(error = ?e, "client lookup failed");
         OAuthError::server_error()
     })?;
-    client_auth::verify(&state.core.keys.digester, presented, found)
+    client_auth::verify(&state.core.keys.digester, presented, found.map(|e| (*e).clone()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,155 @@
+//! Token introspection (RFC 7662) for resource servers such as the registry.
+//!
+//! A repeated token is the registry's usual pattern, so the claims of a token whose signature
+//! verified are cached until it expires ([`VerifiedTokens`]): an ES256 verification costs tens
+//! of microseconds, a hash lookup almost nothing. What can change during a token's life — its
+//! jti revoked, its client suspended — is never cached with it: the jti is read from the
+//! session store on every call, the client from the epoch-refreshed [`ClientCache`].
+//!
+//! [`ClientCache`]: super::state_cache::ClientCache
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::Issuer;
+use super::access_token::{ACCESS_TOKEN_TYP, AccessTokenClaims};
+use super::error::{OAuthError, OAuthErrorCode};
+use super::{client_auth, token};
+use crate::domain::{ClientId, ClientStatus};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/introspect", web::post().to(introspect));
+}
+
+/// Bound on cached verified tokens; at the bound, expired ones go, then everything.
+const MAX_VERIFIED: usize = 200_000;
+
+/// Session-store key marking a revoked access token.
+pub fn revoked_key(jti: &str) -> String {
+    format!("revoked:jti:{jti}")
+}
+
+/// Claims of tokens whose signature, `typ` and issuer were checked, by SHA-256 of the token.
+#[derive(Clone, Default)]
+pub struct VerifiedTokens {
+    map: Arc<Mutex<HashMap<[u8; 32], Arc<AccessTokenClaims>>>>,
+}
+
+impl VerifiedTokens {
+    fn key(token: &str) -> [u8; 32] {
+        Sha256::digest(token.as_bytes()).into()
+    }
+
+    fn get(&self, token: &str) -> Option<Arc<AccessTokenClaims>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&Self::key(token)).cloned()
+    }
+
+    fn insert(&self, token: &str, claims: Arc<AccessTokenClaims>, now: DateTime<Utc>) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_VERIFIED {
+            map.retain(|_, c| c.exp > now.timestamp());
+            if map.len() >= MAX_VERIFIED {
+                map.clear();
+            }
+        }
+        map.insert(Self::key(token), claims);
+    }
+}
+
+/// Verifies a token's signature, `typ` and issuer (cached), without any revocation check.
+pub fn verified_claims(state: &AppState, issuer: &Issuer, token: &str) -> Option<Arc<AccessTokenClaims>> {
+    let now = state.core.clock.now();
+    if let Some(hit) = state.verified.get(token) {
+        return Some(hit);
+    }
+    let keyring = &state.core.keyring;
+    let value =
+        crate::crypto::verify_jwt(token, Some(ACCESS_TOKEN_TYP), |kid| keyring.verifying_key(kid)).ok()?;
+    let claims: AccessTokenClaims = serde_json::from_value(value).ok()?;
+    if claims.iss != issuer.issuer {
+        return None;
+    }
+    let claims = Arc::new(claims);
+    state.verified.insert(token, claims.clone(), now);
+    Some(claims)
+}
+
+/// The token's claims if it is active now: signed by us, unexpired, its jti not revoked, its
+/// client existing, active, and not cut off after the token was issued.
+pub async fn active_claims(
+    state: &AppState,
+    issuer: &Issuer,
+    token: &str,
+) -> Result<Option<Arc<AccessTokenClaims>>, OAuthError> {
+    let now = state.core.clock.now();
+    let Some(claims) = verified_claims(state, issuer, token) else { return Ok(None) };
+    if claims.exp <= now.timestamp() {
+        return Ok(None);
+    }
+    let revoked = state.sessions.get(&revoked_key(&claims.jti)).await.map_err(|e| {
+        // Fail closed: without the revocation list we cannot say a token is active.
+        tracing::error!(error = ?e, "revocation list unavailable");
+        OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "Try again shortly.")
+    })?;
+    if revoked.is_some() {
+        return Ok(None);
+    }
+    let client_id = ClientId::from_string(claims.client_id.clone());
+    let client = state.clients.get(&client_id).await.map_err(|e| {
+        tracing::error!(error = ?e, "client lookup failed");
+        OAuthError::server_error()
+    })?;
+    let Some(client) = client else { return Ok(None) };
+    let (client, _) = &*client;
+    // Compared in microseconds: a token from the second of a suspension counts as before it.
+    let cut_off = client.tokens_valid_after.timestamp_micros();
+    if client.status != ClientStatus::Active || claims.iat.saturating_mul(1_000_000) < cut_off {
+        return Ok(None);
+    }
+    Ok(Some(claims))
+}
+
+/// RFC 7662 §2.2: an active token's metadata, or only `active: false`.
+#[derive(Serialize)]
+struct Introspection<'a> {
+    active: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    claims: Option<&'a AccessTokenClaims>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
+}
+
+#[tracing::instrument(skip_all, fields(client_id = tracing::field::Empty))]
+async fn introspect(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+) -> Result<HttpResponse, OAuthError> {
+    let form = token::form_body(&req, &body)?;
+    let presented = client_auth::presented(token::authorization(&req), &form)?;
+    let client = token::authenticate(&state, &presented).await?;
+    tracing::Span::current().record("client_id", client.id.as_str());
+    if !client.registration.can_introspect {
+        return Err(OAuthError::new(
+            OAuthErrorCode::UnauthorizedClient,
+            "This client may not introspect tokens.",
+        )
+        .with_status(StatusCode::FORBIDDEN));
+    }
+    let token = form.require("token", "token is required.")?;
+    let claims = active_claims(&state, &issuer, token).await?;
+    let body = Introspection {
+        active: claims.is_some(),
+        claims: claims.as_deref(),
+        token_type: claims.as_ref().map(|_| "Bearer"),
+    };
+    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(body))
+}
