@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use super::Issuer;
 use super::access_token::{ACCESS_TOKEN_TYP, AccessTokenClaims};
 use super::error::{OAuthError, OAuthErrorCode};
-use super::{client_auth, token};
+use super::token;
 use crate::domain::{ClientId, ClientStatus};
 use crate::state::AppState;
 
@@ -133,10 +133,7 @@ async fn introspect(
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
 ) -> Result<HttpResponse, OAuthError> {
-    let form = token::form_body(&req, &body)?;
-    let presented = client_auth::presented(token::authorization(&req), &form)?;
-    let client = token::authenticate(&state, &presented).await?;
-    tracing::Span::current().record("client_id", client.id.as_str());
+    let (form, client) = token::authenticated_form(&req, &body, &state).await?;
     if !client.registration.can_introspect {
         return Err(OAuthError::new(
             OAuthErrorCode::UnauthorizedClient,

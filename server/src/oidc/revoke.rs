@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::Issuer;
 use super::error::{OAuthError, OAuthErrorCode};
 use super::introspect::{revoked_key, verified_claims};
-use super::{client_auth, token};
+use super::token;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -22,10 +22,7 @@ async fn revoke(
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
 ) -> Result<HttpResponse, OAuthError> {
-    let form = token::form_body(&req, &body)?;
-    let presented = client_auth::presented(token::authorization(&req), &form)?;
-    let client = token::authenticate(&state, &presented).await?;
-    tracing::Span::current().record("client_id", client.id.as_str());
+    let (form, client) = token::authenticated_form(&req, &body, &state).await?;
     let token = form.require("token", "token is required.")?;
     // §2.2: an invalid or unknown token is not an error; nor, so as to reveal nothing, is a
     // token issued to another client — it is simply left alone.

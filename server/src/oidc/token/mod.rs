@@ -72,12 +72,9 @@ async fn token(
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
 ) -> Result<HttpResponse, OAuthError> {
-    let form = form_body(&req, &body)?;
-    let presented = client_auth::presented(authorization(&req), &form)?;
+    let (form, client) = authenticated_form(&req, &body, &state).await?;
     let request = TokenRequest::parse(&form)?;
-    let client = authenticate(&state, &presented).await?;
     let span = tracing::Span::current();
-    span.record("client_id", client.id.as_str());
     let response = match request {
         TokenRequest::ClientCredentials { scope } => {
             span.record("grant", "client_credentials");
@@ -115,6 +112,20 @@ pub fn form_body(req: &HttpRequest, body: &[u8]) -> Result<Form, OAuthError> {
 /// The `Authorization` header, if any (an unreadable one counts as present and wrong).
 pub fn authorization(req: &HttpRequest) -> Option<&str> {
     req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""))
+}
+
+/// The common start of the token, introspection and revocation endpoints: the strict form
+/// body and the client it authenticates (recorded on the request's span).
+pub async fn authenticated_form(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &AppState,
+) -> Result<(Form, crate::domain::Client), OAuthError> {
+    let form = form_body(req, body)?;
+    let presented = client_auth::presented(authorization(req), &form)?;
+    let client = authenticate(state, &presented).await?;
+    tracing::Span::current().record("client_id", client.id.as_str());
+    Ok((form, client))
 }
 
 /// Authenticates the client of a token, introspection or revocation request.
