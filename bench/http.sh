@@ -5,9 +5,10 @@
 # same crate features, two workers) measured in the same run. Targets: DESIGN.md.
 #   bench/http.sh
 # Environment: BENCH_SECONDS (per path, default 10), BENCH_WARMUP (seconds of unrecorded load
-# before each path, default 2), BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_TOKENS
-# (distinct tokens to introspect, 2000), BENCH_OUT (the Markdown report, default
-# /tmp/pramaan-http-<date>.md), PG_ADMIN_URL, REDIS_URL.
+# before each path, default 2), BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_MINT_SECONDS
+# (seconds of token issuance that mint the distinct tokens to introspect, default
+# BENCH_SECONDS + 5), BENCH_OUT (the Markdown report, default /tmp/pramaan-http-<date>.md),
+# PG_ADMIN_URL, REDIS_URL.
 # All traffic stays on 127.0.0.1. Any socket error or non-2xx response fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ DURATION="${BENCH_SECONDS:-10}"
 WARMUP="${BENCH_WARMUP:-2}"
 CONNS="${BENCH_CONNECTIONS:-64}"
 THREADS="${BENCH_THREADS:-2}"
-NTOKENS="${BENCH_TOKENS:-2000}"
+MINT_SECONDS="${BENCH_MINT_SECONDS:-$((DURATION + 5))}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 OUT="${BENCH_OUT:-/tmp/pramaan-http-$(date -u +%Y%m%d-%H%M%S).md}"
@@ -77,13 +78,13 @@ status_of() { curl -sS -o /dev/null -w '%{http_code}' "$@"; }
 ROWS=() # path|backend|rps|p50|p99|ratio|requests
 BARE_RPS=""
 RUN=0
-# measure PATH_LABEL BACKEND URL [SCRIPT LUA_ARGS…]
+# measure PATH_LABEL BACKEND URL [SCRIPT LUA_ARGS…] — with NO_WARMUP=1, no warm-up.
 measure() {
   local label=$1 backend=$2 url=$3; shift 3
   local script=() lua=()
   if [ $# -gt 0 ]; then script=(-s "$1"); shift; lua=(-- "$@"); fi
   local base=(wrk -t"$THREADS" -c"$CONNS")
-  if [ "$WARMUP" -gt 0 ]; then "${base[@]}" -d"${WARMUP}s" "${script[@]}" "$url" "${lua[@]}" >/dev/null; fi
+  if [ "$WARMUP" -gt 0 ] && [ "${NO_WARMUP:-0}" != 1 ]; then "${base[@]}" -d"${WARMUP}s" "${script[@]}" "$url" "${lua[@]}" >/dev/null; fi
   RUN=$((RUN + 1))
   local out="$WORK/wrk-$RUN.txt"
   "${base[@]}" -d"${DURATION}s" --latency "${script[@]}" "$url" "${lua[@]}" >"$out"
@@ -100,6 +101,9 @@ measure() {
   if [ "${non2xx:-0}" != 0 ] || [ "${sockerr:-0}" != 0 ]; then
     cat "$out" >&2; die "$label ($backend): ${non2xx:-0} non-2xx responses, ${sockerr:-0} socket errors"
   fi
+  local restarts
+  restarts=$(awk '/^post-each: files restarted/ { print $4 }' "$out")
+  if [ "${restarts:-0}" != 0 ]; then label="$label (tokens REUSED: files restarted $restarts times)"; fi
   p50=$(to_ms "$p50"); p99=$(to_ms "$p99")
   [ -n "$BARE_RPS" ] || BARE_RPS=$rps
   local ratio
@@ -115,6 +119,7 @@ for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$BARE_PORT/" 
 [ "$(status_of "http://127.0.0.1:$BARE_PORT/")" = 200 ] || die "the bare handler does not answer"
 
 RSS=()     # backend|VmRSS|VmHWM
+MINTED=()  # backend|tokens minted for the distinct-token run
 TARGETS=() # lines of the verdict
 SERVER_PID=""
 URL=""
@@ -183,29 +188,32 @@ bench_backend() {
   [ "$code" = 200 ] || die "POST /token (client_credentials) answers $code"
   measure "POST /token client_credentials" "$backend" "$URL/token" bench/wrk/post.lua "$basic" "$grant"
 
-  # Tokens for introspection, minted over one keep-alive connection.
-  awk -v n="$NTOKENS" -v u="$URL/token" 'BEGIN { for (i = 0; i < n; i++) printf "url = \"%s\"\n", u }' >"$WORK/mint.curl"
-  curl -sS -u "$id:$secret" -d "$grant" -w '\n' -K "$WORK/mint.curl" | jq -r .access_token >"$WORK/tokens"
-  local minted
-  minted=$(grep -c '^eyJ' "$WORK/tokens" || true)
-  [ "$minted" = "$NTOKENS" ] || die "minted $minted of $NTOKENS tokens"
   local one
-  one=$(head -n 1 "$WORK/tokens")
-
+  one=$(curl -sS -u "$id:$secret" -d "$grant" "$URL/token" | jq -er .access_token)
   code=$(status_of -u "$id:$secret" -d "token=$one" "$URL/introspect")
   case "$code" in
     200)
       curl -sS -u "$id:$secret" -d "token=$one" "$URL/introspect" | jq -e '.active == true' >/dev/null ||
-        die "POST /introspect says the fresh token is not active"
+        die "POST /introspect says a fresh token is not active"
       measure "POST /introspect one token repeated" "$backend" "$URL/introspect" \
         bench/wrk/post.lua "$basic" "token=$one"
-      measure "POST /introspect $NTOKENS distinct tokens" "$backend" "$URL/introspect" \
+      # Distinct tokens: verified claims are cached per token, so each request must carry a
+      # token never introspected before — a pool larger than the run, minted by wrk itself,
+      # read once through (no warm-up, which would use them up).
+      wrk -t"$THREADS" -c"$CONNS" -d"${MINT_SECONDS}s" -s bench/wrk/mint.lua "$URL/token" -- \
+        "$basic" "$grant" "$WORK/tokens" >"$WORK/mint.txt"
+      local minted
+      minted=$(cat "$WORK"/tokens.* | wc -l)
+      note "$backend: minted $minted tokens for the distinct-token run"
+      NO_WARMUP=1 measure "POST /introspect distinct tokens" "$backend" "$URL/introspect" \
         bench/wrk/post-each.lua "$basic" "token=" "$WORK/tokens"
+      MINTED+=("$backend|$minted")
+      rm -f "$WORK"/tokens.*
       ;;
     404)
       note "$backend: POST /introspect answers 404 (not implemented yet), skipped"
       ROWS+=("POST /introspect one token repeated|$backend|skipped: 404|||||")
-      ROWS+=("POST /introspect $NTOKENS distinct tokens|$backend|skipped: 404|||||")
+      ROWS+=("POST /introspect distinct tokens|$backend|skipped: 404|||||")
       ;;
     *) die "POST /introspect answers $code" ;;
   esac
@@ -255,7 +263,9 @@ for row in "${ROWS[@]}"; do
         "$label ($backend) ≥ 30% of bare and p99 < 20 ms at $CONNS connections: $pct%, p99 $p99 ms" ;;
     "POST /introspect one token repeated")
       verdict "$(awk -v r="$ratio" 'BEGIN { print (r >= 0.40) }')" "$label ($backend) ≥ 40% of bare: $pct%" ;;
-    "POST /introspect "*" distinct tokens")
+    *REUSED*)
+      TARGETS+=("- unknown: $label ($backend) — raise BENCH_MINT_SECONDS so no token is sent twice") ;;
+    "POST /introspect distinct tokens")
       if [ -n "$VERIFY_RPS" ]; then
         vpct=$(awk -v a="$rps" -v b="$VERIFY_RPS" 'BEGIN { printf "%.0f", 100 * a / b }')
         verdict "$(awk -v a="$rps" -v b="$VERIFY_RPS" 'BEGIN { print (a >= 0.70 * b) }')" \
@@ -284,6 +294,11 @@ done
     IFS='|' read -r label backend rps p50 p99 ratio total <<<"$row"
     if [ -n "$ratio" ]; then rps=$(printf '%.0f' "$rps"); fi
     echo "| $label | $backend | $rps | $p50 | $p99 | $ratio | $total |"
+  done
+  echo
+  for m in "${MINTED[@]}"; do
+    IFS='|' read -r backend minted <<<"$m"
+    echo "Distinct tokens ($backend): a pool of $minted, each sent at most once unless marked REUSED."
   done
   echo
   echo "Resident set of Pramaan after the load (VmRSS; peak VmHWM):"

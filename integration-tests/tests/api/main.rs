@@ -7,6 +7,7 @@ mod backends;
 mod cli;
 mod client_credentials;
 mod clients;
+mod discovery;
 mod health;
 mod import;
 mod introspection;

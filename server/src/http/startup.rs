@@ -62,6 +62,7 @@ impl Application {
             audience: settings.tokens.access_token_audience.clone().unwrap_or_else(|| url.clone()),
             issuer: url.clone(),
         });
+        let metadata = web::Data::new(crate::oidc::discovery::Metadata::new(&issuer));
         let kept = state.clone();
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
@@ -75,6 +76,7 @@ impl Application {
                 )
                 .app_data(data.clone())
                 .app_data(issuer.clone())
+                .app_data(metadata.clone())
                 .configure(|c| problem::configure(c, max_body))
                 .configure(health::configure)
                 .configure(crate::oidc::configure)

@@ -40,7 +40,7 @@ async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// RFC 9110 §13.1.2: If-None-Match uses the weak comparison; `*` matches any current body.
-fn not_modified(header: Option<IfNoneMatch>, etag: &str) -> bool {
+pub(super) fn not_modified(header: Option<IfNoneMatch>, etag: &str) -> bool {
     let Some(ours) = etag.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else { return false };
     let ours = EntityTag::new_strong(ours.to_owned());
     match header {

@@ -3,6 +3,7 @@
 
 pub mod access_token;
 pub mod client_auth;
+pub mod discovery;
 pub mod error;
 pub mod form;
 pub mod introspect;
@@ -27,6 +28,7 @@ pub struct Issuer {
 
 /// Registers the provider's endpoints.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    discovery::configure(cfg);
     jwks::configure(cfg);
     token::configure(cfg);
     introspect::configure(cfg);
