@@ -45,8 +45,7 @@ REDIS_PREFIX="" # set once Redis may hold keys
 cleanup() {
   local rc=$?
   set +e
-  for p in "${SERVERS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${SERVERS[@]}"; do wait "$p" 2>/dev/null; done
+  for p in "${SERVERS[@]}"; do stop "$p"; done
   if [ -n "$PG_DB" ]; then psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null; fi
   if [ -n "$REDIS_PREFIX" ]; then
     redis-cli -u "$REDIS_URL" --scan --pattern "${REDIS_PREFIX}*" | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null
@@ -56,6 +55,14 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# stop PID: SIGTERM, then SIGKILL if it is still there after 5 s.
+stop() {
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null
+  wait "$1" 2>/dev/null || true
+}
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -75,10 +82,19 @@ to_ms() {
 # errors, so each path is checked here to answer 2xx before it is loaded.
 status_of() { curl -sS -o /dev/null -w '%{http_code}' "$@"; }
 
-ROWS=() # path|backend|rps|p50|p99|ratio|requests
+# CPU accounting, in clock ticks: busy time of the whole machine, and of one process.
+TICKS=$(getconf CLK_TCK)
+NCPU=$(nproc)
+machine_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+process_busy() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+ROWS=() # path|backend|rps|p50|p99|ratio|requests|server µs/req|other %
 BARE_RPS=""
 RUN=0
+TARGET_PID="" # the server under load, for its CPU time
 # measure PATH_LABEL BACKEND URL [SCRIPT LUA_ARGS…] — with NO_WARMUP=1, no warm-up.
+# Besides wrk's figures it records the server's CPU time per request and the share of the
+# machine used by anything but wrk and the server (another build on these cores skews a run).
 measure() {
   local label=$1 backend=$2 url=$3; shift 3
   local script=() lua=()
@@ -87,7 +103,10 @@ measure() {
   if [ "$WARMUP" -gt 0 ] && [ "${NO_WARMUP:-0}" != 1 ]; then "${base[@]}" -d"${WARMUP}s" "${script[@]}" "$url" "${lua[@]}" >/dev/null; fi
   RUN=$((RUN + 1))
   local out="$WORK/wrk-$RUN.txt"
-  "${base[@]}" -d"${DURATION}s" --latency "${script[@]}" "$url" "${lua[@]}" >"$out"
+  local busy0 srv0 wall0 busy1 srv1 wall1
+  busy0=$(machine_busy); srv0=$(process_busy "$TARGET_PID"); wall0=$(date +%s.%N)
+  { TIMEFORMAT='%U %S'; time "${base[@]}" -d"${DURATION}s" --latency "${script[@]}" "$url" "${lua[@]}" >"$out"; } 2>"$out.time"
+  busy1=$(machine_busy); srv1=$(process_busy "$TARGET_PID"); wall1=$(date +%s.%N)
   local rps p50 p99 total non2xx sockerr
   rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
   p50=$(awk '$1 == "50%" { print $2 }' "$out")
@@ -108,13 +127,24 @@ measure() {
   [ -n "$BARE_RPS" ] || BARE_RPS=$rps
   local ratio
   ratio=$(awk -v a="$rps" -v b="$BARE_RPS" 'BEGIN { printf "%.2f", a / b }')
-  ROWS+=("$label|$backend|$rps|$p50|$p99|$ratio|$total")
-  printf '  %-44s %-16s %10.0f req/s  p50 %7s ms  p99 %7s ms  %s× bare\n' "$label" "$backend" "$rps" "$p50" "$p99" "$ratio" >&2
+  local wrk_cpu per_req other
+  wrk_cpu=$(tail -n 1 "$out.time" | awk '{ print $1 + $2 }')
+  per_req=$(awk -v s="$((srv1 - srv0))" -v t="$TICKS" -v n="$total" 'BEGIN { printf "%.1f", 1e6 * s / t / n }')
+  other=$(awk -v b="$((busy1 - busy0))" -v s="$((srv1 - srv0))" -v t="$TICKS" -v w="$wrk_cpu" \
+    -v d="$(awk -v a="$wall0" -v b="$wall1" 'BEGIN { print b - a }')" -v c="$NCPU" \
+    'BEGIN { o = (b - s) / t - w; if (o < 0) o = 0; printf "%.0f", 100 * o / (d * c) }')
+  ROWS+=("$label|$backend|$rps|$p50|$p99|$ratio|$total|$per_req|$other")
+  printf '  %-44s %-15s %7.0f req/s  p50 %6s ms  p99 %6s ms  %s× bare  %6s µs CPU/req  other load %s%%\n' \
+    "$label" "$backend" "$rps" "$p50" "$p99" "$ratio" "$per_req" "$other" >&2
+  if [ "$other" -gt 10 ]; then
+    note "WARNING: other processes used $other% of the machine during this run; its figures are skewed"
+  fi
 }
 
 BARE_PORT=$(free_port)
 "$BARE" "$BARE_PORT" >"$WORK/bare.log" 2>&1 &
-SERVERS+=($!)
+BARE_PID=$!
+SERVERS+=("$BARE_PID")
 for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$BARE_PORT/" 2>/dev/null && break; sleep 0.1; done
 [ "$(status_of "http://127.0.0.1:$BARE_PORT/")" = 200 ] || die "the bare handler does not answer"
 
@@ -142,8 +172,7 @@ start_pramaan() {
 }
 
 stop_pramaan() {
-  kill "$SERVER_PID"
-  wait "$SERVER_PID" || true
+  stop "$SERVER_PID"
   local left=() p
   for p in "${SERVERS[@]}"; do [ "$p" = "$SERVER_PID" ] || left+=("$p"); done
   SERVERS=("${left[@]}")
@@ -168,7 +197,9 @@ bench_backend() {
   local grant="grant_type=client_credentials"
 
   BARE_RPS=""
+  TARGET_PID=$BARE_PID
   measure "bare handler GET /" "$backend" "http://127.0.0.1:$BARE_PORT/"
+  TARGET_PID=$SERVER_PID
 
   [ "$(status_of "$URL/jwks")" = 200 ] || die "GET /jwks does not answer 200"
   measure "GET /jwks" "$backend" "$URL/jwks"
@@ -179,7 +210,7 @@ bench_backend() {
     case "$code" in
       200) measure "GET $doc" "$backend" "$URL$doc" ;;
       404) note "$backend: GET $doc answers 404 (not implemented yet), skipped"
-           ROWS+=("GET $doc|$backend|skipped: 404|||||") ;;
+           ROWS+=("GET $doc|$backend|skipped: 404|||||||") ;;
       *) die "GET $doc answers $code" ;;
     esac
   done
@@ -212,8 +243,8 @@ bench_backend() {
       ;;
     404)
       note "$backend: POST /introspect answers 404 (not implemented yet), skipped"
-      ROWS+=("POST /introspect one token repeated|$backend|skipped: 404|||||")
-      ROWS+=("POST /introspect distinct tokens|$backend|skipped: 404|||||")
+      ROWS+=("POST /introspect one token repeated|$backend|skipped: 404|||||||")
+      ROWS+=("POST /introspect distinct tokens|$backend|skipped: 404|||||||")
       ;;
     *) die "POST /introspect answers $code" ;;
   esac
@@ -288,13 +319,16 @@ done
     "$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+changes');" \
     "Pramaan and the bare handler with 2 workers, log filter warn."
   echo
-  echo "| path | backend | requests/s | p50 (ms) | p99 (ms) | ratio to bare | requests |"
-  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+  echo "| path | backend | requests/s | p50 (ms) | p99 (ms) | ratio to bare | requests | server CPU µs/req | other load |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for row in "${ROWS[@]}"; do
-    IFS='|' read -r label backend rps p50 p99 ratio total <<<"$row"
-    if [ -n "$ratio" ]; then rps=$(printf '%.0f' "$rps"); fi
-    echo "| $label | $backend | $rps | $p50 | $p99 | $ratio | $total |"
+    IFS='|' read -r label backend rps p50 p99 ratio total per_req other <<<"$row"
+    if [ -n "$ratio" ]; then rps=$(printf '%.0f' "$rps"); other="$other%"; fi
+    echo "| $label | $backend | $rps | $p50 | $p99 | $ratio | $total | $per_req | $other |"
   done
+  echo
+  echo "Server CPU µs/req: user + system time of the server process during the run, per request."
+  echo "Other load: share of all $NCPU CPUs used by anything but wrk and the server during the run."
   echo
   for m in "${MINTED[@]}"; do
     IFS='|' read -r backend minted <<<"$m"

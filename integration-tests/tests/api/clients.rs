@@ -161,7 +161,7 @@ async fn bad_registrations_are_refused_with_the_flag_named_and_nothing_stored() 
 async fn a_private_key_jwt_client_registers_public_keys_only() {
     let f = fixture().await;
     let public = f.dir.path().join("public.jwks");
-    std::fs::write(&public, r#"{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","kid":"k1"}]}"#).unwrap();
+    std::fs::write(&public, r#"{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","kid":"k1","alg":"ES256"}]}"#).unwrap();
     let created = json(
         &f,
         &[

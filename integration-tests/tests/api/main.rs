@@ -14,5 +14,6 @@ mod introspection;
 mod keys;
 mod migrations;
 mod password_login;
+mod private_key_jwt;
 mod repositories;
 mod session_store;

@@ -253,6 +253,16 @@ fn registration(a: &CreateArgs) -> anyhow::Result<ClientRegistration> {
         can_introspect: a.introspection,
     };
     reg.validate()?;
+    let keys = reg.jwks.as_ref().and_then(|j| j.get("keys")).and_then(|k| k.as_array());
+    if let Some(bad) =
+        keys.into_iter().flatten().position(|k| !crate::oidc::client_auth::is_usable_client_key(k))
+    {
+        bail!(
+            "--jwks-file: key {} is not usable: each key needs kty, kid and alg (ES256 with crv P-256, \
+             RS256, or EdDSA with crv Ed25519) and its public members",
+            bad + 1
+        );
+    }
     Ok(reg)
 }
 

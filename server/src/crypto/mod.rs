@@ -15,7 +15,7 @@ pub use envelope::{EnvelopeError, SecretBox};
 pub use keys::{DevKeys, KeyError, KeyMaterial, KeySource, Keys, load_keys};
 pub use password::{PasswordError, PasswordHasher, PasswordParams, Verification};
 pub use random::{random_bytes, random_token};
-pub use signing::{SigningAlg, SigningKey, VerifyError, VerifyingKey, verify_jwt};
+pub use signing::{PublicJwk, SigningAlg, SigningKey, VerifyError, VerifyingKey, verify_jwt};
 
 /// Compares two byte strings in time that depends only on their lengths.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -1,12 +1,12 @@
 //! Client authentication at the token, introspection and revocation endpoints (RFC 6749
-//! §2.3): `client_secret_basic`, `client_secret_post` and, for public clients, `none`.
-//! (`private_key_jwt`, RFC 7523, is the next step.)
+//! §2.3): `client_secret_basic`, `client_secret_post`, `private_key_jwt` (RFC 7523 §2.2) and,
+//! for public clients, `none`.
 
 use base64::Engine;
 
 use super::error::OAuthError;
 use super::form::Form;
-use crate::crypto::Digester;
+use crate::crypto::{Digester, PublicJwk, VerifyingKey};
 use crate::domain::{AuthMethod, Client, ClientId, ClientStatus};
 
 /// Purpose label of client-secret digests.
@@ -27,12 +27,29 @@ pub enum Presented {
     IdOnly {
         id: String,
     },
+    /// A signed JWT assertion (RFC 7523); `id` is its (not yet verified) subject.
+    Assertion {
+        id: String,
+        assertion: String,
+    },
 }
+
+/// RFC 7523 §2.2: the only client assertion type.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The longest an assertion may live: its jti is remembered this long.
+pub const MAX_ASSERTION_LIFETIME_SECS: i64 = 600;
+
+/// Allowed clock difference between client and server.
+const SKEW_SECS: i64 = 60;
 
 impl Presented {
     pub fn client_id(&self) -> &str {
         match self {
-            Self::Basic { id, .. } | Self::Post { id, .. } | Self::IdOnly { id } => id,
+            Self::Basic { id, .. }
+            | Self::Post { id, .. }
+            | Self::IdOnly { id }
+            | Self::Assertion { id, .. } => id,
         }
     }
 
@@ -41,6 +58,7 @@ impl Presented {
             Self::Basic { .. } => AuthMethod::ClientSecretBasic,
             Self::Post { .. } => AuthMethod::ClientSecretPost,
             Self::IdOnly { .. } => AuthMethod::None,
+            Self::Assertion { .. } => AuthMethod::PrivateKeyJwt,
         }
     }
 }
@@ -50,6 +68,20 @@ impl Presented {
 pub fn presented(authorization: Option<&str>, form: &Form) -> Result<Presented, OAuthError> {
     let body_id = form.get("client_id");
     let body_secret = form.get("client_secret");
+    if let Some(kind) = form.get("client_assertion_type") {
+        if authorization.is_some() || body_secret.is_some() {
+            return Err(OAuthError::invalid_request("Use one client authentication method, not two."));
+        }
+        if kind != JWT_BEARER {
+            return Err(OAuthError::invalid_client());
+        }
+        let assertion = form.require("client_assertion", "client_assertion is required.")?;
+        let subject = unverified_subject(assertion).ok_or_else(OAuthError::invalid_client)?;
+        if body_id.is_some_and(|b| b != subject) {
+            return Err(OAuthError::invalid_client());
+        }
+        return Ok(Presented::Assertion { id: subject, assertion: assertion.to_owned() });
+    }
     if let Some(header) = authorization {
         if body_secret.is_some() {
             return Err(OAuthError::invalid_request("Use one client authentication method, not two."));
@@ -67,6 +99,82 @@ pub fn presented(authorization: Option<&str>, form: &Form) -> Result<Presented, 
         (Some(id), None) => Ok(Presented::IdOnly { id: id.to_owned() }),
         (None, _) => Err(OAuthError::invalid_client()),
     }
+}
+
+/// The `sub` of a JWT, read without verifying it: only to find whose keys verify it.
+fn unverified_subject(jwt: &str) -> Option<String> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    value.get("sub")?.as_str().map(str::to_owned)
+}
+
+/// Checks a client assertion (RFC 7523 §3) against the client's registered keys: signature,
+/// `iss` = `sub` = the client, `aud` naming this server (the issuer or one of its endpoints),
+/// unexpired with a bounded lifetime, and a `jti`. Returns the jti and its expiry; the caller
+/// makes the jti single-use.
+pub fn verify_assertion(
+    client: &Client,
+    assertion: &str,
+    audiences: &[String],
+    now: i64,
+) -> Result<(String, i64), OAuthError> {
+    let keys: Vec<VerifyingKey> = client
+        .registration
+        .jwks
+        .as_ref()
+        .and_then(|set| set.get("keys"))
+        .and_then(|k| k.as_array())
+        .map(|keys| keys.iter().filter_map(registered_key).collect())
+        .unwrap_or_default();
+    let claims =
+        crate::crypto::verify_jwt(assertion, None, |kid| keys.iter().find(|k| k.kid() == kid).cloned())
+            .map_err(|_| OAuthError::invalid_client())?;
+    let text = |k: &str| claims.get(k).and_then(|v| v.as_str());
+    let id = client.id.as_str();
+    let aud_ok = match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => audiences.contains(a),
+        Some(serde_json::Value::Array(list)) => {
+            list.iter().any(|a| a.as_str().is_some_and(|a| audiences.iter().any(|x| x == a)))
+        }
+        _ => false,
+    };
+    let exp = claims.get("exp").and_then(serde_json::Value::as_i64).unwrap_or(0);
+    let iat_ok =
+        claims.get("iat").and_then(serde_json::Value::as_i64).is_none_or(|iat| iat <= now + SKEW_SECS);
+    let nbf_ok =
+        claims.get("nbf").and_then(serde_json::Value::as_i64).is_none_or(|nbf| nbf <= now + SKEW_SECS);
+    let ok = text("iss") == Some(id)
+        && text("sub") == Some(id)
+        && aud_ok
+        && exp + SKEW_SECS > now
+        && exp <= now + MAX_ASSERTION_LIFETIME_SECS
+        && iat_ok
+        && nbf_ok;
+    let jti = text("jti").filter(|j| !j.is_empty() && j.len() <= 256);
+    match (ok, jti) {
+        (true, Some(jti)) => Ok((jti.to_owned(), exp)),
+        _ => Err(OAuthError::invalid_client()),
+    }
+}
+
+/// A registered public JWK as a verifying key; keys must name `kid` and `alg` (checked at
+/// registration), and `use` defaults to `sig`.
+fn registered_key(jwk: &serde_json::Value) -> Option<VerifyingKey> {
+    let mut jwk = jwk.clone();
+    if let Some(o) = jwk.as_object_mut() {
+        o.entry("use").or_insert_with(|| serde_json::Value::String("sig".into()));
+    }
+    let parsed: PublicJwk = serde_json::from_value(jwk).ok()?;
+    if parsed.use_ != "sig" {
+        return None;
+    }
+    VerifyingKey::from_jwk(&parsed).ok()
+}
+
+/// Whether a registered JWK is usable for `private_key_jwt` (for registration checks).
+pub fn is_usable_client_key(jwk: &serde_json::Value) -> bool {
+    registered_key(jwk).is_some()
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` — §2.3.1 form-encodes both parts
@@ -98,7 +206,7 @@ pub fn verify(
 ) -> Result<Client, OAuthError> {
     let secret = match presented {
         Presented::Basic { secret, .. } | Presented::Post { secret, .. } => Some(secret.as_str()),
-        Presented::IdOnly { .. } => None,
+        Presented::IdOnly { .. } | Presented::Assertion { .. } => None,
     };
     let Some((client, digest)) = found else {
         if let Some(s) = secret {

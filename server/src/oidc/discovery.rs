@@ -29,7 +29,7 @@ pub struct Metadata {
 impl Metadata {
     pub fn new(issuer: &Issuer) -> Self {
         let base = &issuer.issuer;
-        let auth_methods = ["client_secret_basic", "client_secret_post"];
+        let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
         // RFC 8414 §2; response_types_supported is REQUIRED and honestly empty until the
         // authorization endpoint exists.
         let doc = json!({
@@ -43,6 +43,7 @@ impl Metadata {
             "introspection_endpoint_auth_methods_supported": auth_methods,
             "revocation_endpoint": format!("{base}/revoke"),
             "revocation_endpoint_auth_methods_supported": auth_methods,
+            "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "EdDSA"],
         });
         let body = serde_json::to_vec(&doc).unwrap_or_default();
         let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..16]));

@@ -133,7 +133,7 @@ async fn introspect(
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
 ) -> Result<HttpResponse, OAuthError> {
-    let (form, client) = token::authenticated_form(&req, &body, &state).await?;
+    let (form, client) = token::authenticated_form(&req, &body, &state, &issuer).await?;
     if !client.registration.can_introspect {
         return Err(OAuthError::new(
             OAuthErrorCode::UnauthorizedClient,

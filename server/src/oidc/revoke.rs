@@ -22,7 +22,7 @@ async fn revoke(
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
 ) -> Result<HttpResponse, OAuthError> {
-    let (form, client) = token::authenticated_form(&req, &body, &state).await?;
+    let (form, client) = token::authenticated_form(&req, &body, &state, &issuer).await?;
     let token = form.require("token", "token is required.")?;
     // §2.2: an invalid or unknown token is not an error; nor, so as to reveal nothing, is a
     // token issued to another client — it is simply left alone.

@@ -72,7 +72,7 @@ async fn token(
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
 ) -> Result<HttpResponse, OAuthError> {
-    let (form, client) = authenticated_form(&req, &body, &state).await?;
+    let (form, client) = authenticated_form(&req, &body, &state, &issuer).await?;
     let request = TokenRequest::parse(&form)?;
     let span = tracing::Span::current();
     let response = match request {
@@ -120,10 +120,11 @@ pub async fn authenticated_form(
     req: &HttpRequest,
     body: &[u8],
     state: &AppState,
+    issuer: &Issuer,
 ) -> Result<(Form, crate::domain::Client), OAuthError> {
     let form = form_body(req, body)?;
     let presented = client_auth::presented(authorization(req), &form)?;
-    let client = authenticate(state, &presented).await?;
+    let client = authenticate(state, issuer, &presented).await?;
     tracing::Span::current().record("client_id", client.id.as_str());
     Ok((form, client))
 }
@@ -131,6 +132,7 @@ pub async fn authenticated_form(
 /// Authenticates the client of a token, introspection or revocation request.
 pub async fn authenticate(
     state: &AppState,
+    issuer: &Issuer,
     presented: &Presented,
 ) -> Result<crate::domain::Client, OAuthError> {
     let id = client_auth::lookup_id(presented);
@@ -138,7 +140,26 @@ pub async fn authenticate(
         tracing::error!(error = ?e, "client lookup failed");
         OAuthError::server_error()
     })?;
-    client_auth::verify(&state.core.keys.digester, presented, found.map(|e| (*e).clone()))
+    let client = client_auth::verify(&state.core.keys.digester, presented, found.map(|e| (*e).clone()))?;
+    if let Presented::Assertion { assertion, .. } = presented {
+        let base = &issuer.issuer;
+        let audiences =
+            [base.clone(), format!("{base}/token"), format!("{base}/introspect"), format!("{base}/revoke")];
+        let now = state.core.clock.now().timestamp();
+        let (jti, exp) = client_auth::verify_assertion(&client, assertion, &audiences, now)?;
+        // RFC 7523 §3 item 7: a jti is accepted once; remembered until the assertion expires.
+        let ttl = std::time::Duration::from_secs(u64::try_from(exp - now + 120).unwrap_or(120));
+        let key = format!("assertion-jti:{}:{jti}", client.id);
+        let fresh = state.sessions.put_if_absent(&key, b"1", ttl).await.map_err(|e| {
+            tracing::error!(error = ?e, "cannot record an assertion jti");
+            OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "Try again shortly.")
+        })?;
+        if !fresh {
+            tracing::warn!(client_id = %client.id, "replayed client assertion refused");
+            return Err(OAuthError::invalid_client());
+        }
+    }
+    Ok(client)
 }
 
 #[cfg(test)]
