@@ -60,7 +60,7 @@ trap 'exit 130' INT TERM
 stop() {
   kill "$1" 2>/dev/null || return 0
   for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$1" 2>/dev/null
+  kill -9 "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
 }
 
@@ -82,13 +82,23 @@ to_ms() {
 # errors, so each path is checked here to answer 2xx before it is loaded.
 status_of() { curl -sS -o /dev/null -w '%{http_code}' "$@"; }
 
-# CPU accounting, in clock ticks: busy time of the whole machine, and of one process.
+# CPU accounting, in clock ticks: busy time of the whole machine (user, nice, system, steal;
+# not irq and softirq, where loopback traffic is processed for whichever side sent it), and of
+# one process.
 TICKS=$(getconf CLK_TCK)
 NCPU=$(nproc)
-machine_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+machine_busy() { awk '/^cpu / { print $2 + $3 + $4 + $9 }' /proc/stat; }
 process_busy() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# PostgreSQL and Redis, whose work for the server is part of its cost, not a disturbance.
+services_busy() {
+  local p t=0
+  for p in $(pgrep -x 'postgres|redis-server' || true); do
+    t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
 
-ROWS=() # path|backend|rps|p50|p99|ratio|requests|server µs/req|other %
+ROWS=() # path|backend|rps|p50|p99|ratio|requests|server µs/req|services µs/req|other %
 BARE_RPS=""
 RUN=0
 TARGET_PID="" # the server under load, for its CPU time
@@ -103,10 +113,10 @@ measure() {
   if [ "$WARMUP" -gt 0 ] && [ "${NO_WARMUP:-0}" != 1 ]; then "${base[@]}" -d"${WARMUP}s" "${script[@]}" "$url" "${lua[@]}" >/dev/null; fi
   RUN=$((RUN + 1))
   local out="$WORK/wrk-$RUN.txt"
-  local busy0 srv0 wall0 busy1 srv1 wall1
-  busy0=$(machine_busy); srv0=$(process_busy "$TARGET_PID"); wall0=$(date +%s.%N)
+  local busy0 srv0 svc0 wall0 busy1 srv1 svc1 wall1
+  busy0=$(machine_busy); srv0=$(process_busy "$TARGET_PID"); svc0=$(services_busy); wall0=$(date +%s.%N)
   { TIMEFORMAT='%U %S'; time "${base[@]}" -d"${DURATION}s" --latency "${script[@]}" "$url" "${lua[@]}" >"$out"; } 2>"$out.time"
-  busy1=$(machine_busy); srv1=$(process_busy "$TARGET_PID"); wall1=$(date +%s.%N)
+  busy1=$(machine_busy); srv1=$(process_busy "$TARGET_PID"); svc1=$(services_busy); wall1=$(date +%s.%N)
   local rps p50 p99 total non2xx sockerr
   rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
   p50=$(awk '$1 == "50%" { print $2 }' "$out")
@@ -127,15 +137,17 @@ measure() {
   [ -n "$BARE_RPS" ] || BARE_RPS=$rps
   local ratio
   ratio=$(awk -v a="$rps" -v b="$BARE_RPS" 'BEGIN { printf "%.2f", a / b }')
-  local wrk_cpu per_req other
+  local wrk_cpu per_req svc svc_req other
   wrk_cpu=$(tail -n 1 "$out.time" | awk '{ print $1 + $2 }')
   per_req=$(awk -v s="$((srv1 - srv0))" -v t="$TICKS" -v n="$total" 'BEGIN { printf "%.1f", 1e6 * s / t / n }')
-  other=$(awk -v b="$((busy1 - busy0))" -v s="$((srv1 - srv0))" -v t="$TICKS" -v w="$wrk_cpu" \
+  svc=$((svc1 - svc0)); [ "$svc" -ge 0 ] || svc=0
+  svc_req=$(awk -v s="$svc" -v t="$TICKS" -v n="$total" 'BEGIN { printf "%.1f", 1e6 * s / t / n }')
+  other=$(awk -v b="$((busy1 - busy0 - svc))" -v s="$((srv1 - srv0))" -v t="$TICKS" -v w="$wrk_cpu" \
     -v d="$(awk -v a="$wall0" -v b="$wall1" 'BEGIN { print b - a }')" -v c="$NCPU" \
     'BEGIN { o = (b - s) / t - w; if (o < 0) o = 0; printf "%.0f", 100 * o / (d * c) }')
-  ROWS+=("$label|$backend|$rps|$p50|$p99|$ratio|$total|$per_req|$other")
-  printf '  %-44s %-15s %7.0f req/s  p50 %6s ms  p99 %6s ms  %s× bare  %6s µs CPU/req  other load %s%%\n' \
-    "$label" "$backend" "$rps" "$p50" "$p99" "$ratio" "$per_req" "$other" >&2
+  ROWS+=("$label|$backend|$rps|$p50|$p99|$ratio|$total|$per_req|$svc_req|$other")
+  printf '  %-44s %-15s %7.0f req/s  p50 %6s ms  p99 %6s ms  %s× bare  CPU/req %5s µs + %4s µs services  other load %s%%\n' \
+    "$label" "$backend" "$rps" "$p50" "$p99" "$ratio" "$per_req" "$svc_req" "$other" >&2
   if [ "$other" -gt 10 ]; then
     note "WARNING: other processes used $other% of the machine during this run; its figures are skewed"
   fi
@@ -210,7 +222,7 @@ bench_backend() {
     case "$code" in
       200) measure "GET $doc" "$backend" "$URL$doc" ;;
       404) note "$backend: GET $doc answers 404 (not implemented yet), skipped"
-           ROWS+=("GET $doc|$backend|skipped: 404|||||||") ;;
+           ROWS+=("GET $doc|$backend|skipped: 404||||||||") ;;
       *) die "GET $doc answers $code" ;;
     esac
   done
@@ -243,8 +255,8 @@ bench_backend() {
       ;;
     404)
       note "$backend: POST /introspect answers 404 (not implemented yet), skipped"
-      ROWS+=("POST /introspect one token repeated|$backend|skipped: 404|||||||")
-      ROWS+=("POST /introspect distinct tokens|$backend|skipped: 404|||||||")
+      ROWS+=("POST /introspect one token repeated|$backend|skipped: 404||||||||")
+      ROWS+=("POST /introspect distinct tokens|$backend|skipped: 404||||||||")
       ;;
     *) die "POST /introspect answers $code" ;;
   esac
@@ -283,7 +295,7 @@ verdict() { # ok? text
   if [ "$1" = 1 ]; then TARGETS+=("- met: $2"); else TARGETS+=("- **NOT met**: $2"); fi
 }
 for row in "${ROWS[@]}"; do
-  IFS='|' read -r label backend rps p50 p99 ratio _ <<<"$row"
+  IFS='|' read -r label backend rps p50 p99 ratio _ _ _ _ <<<"$row"
   [ -n "$ratio" ] || continue
   pct=$(awk -v r="$ratio" 'BEGIN { printf "%.0f", r * 100 }')
   case "$label" in
@@ -319,16 +331,18 @@ done
     "$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+changes');" \
     "Pramaan and the bare handler with 2 workers, log filter warn."
   echo
-  echo "| path | backend | requests/s | p50 (ms) | p99 (ms) | ratio to bare | requests | server CPU µs/req | other load |"
-  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| path | backend | requests/s | p50 (ms) | p99 (ms) | ratio to bare | requests | server CPU µs/req | PG+Redis CPU µs/req | other load |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for row in "${ROWS[@]}"; do
-    IFS='|' read -r label backend rps p50 p99 ratio total per_req other <<<"$row"
+    IFS='|' read -r label backend rps p50 p99 ratio total per_req svc_req other <<<"$row"
     if [ -n "$ratio" ]; then rps=$(printf '%.0f' "$rps"); other="$other%"; fi
-    echo "| $label | $backend | $rps | $p50 | $p99 | $ratio | $total | $per_req | $other |"
+    echo "| $label | $backend | $rps | $p50 | $p99 | $ratio | $total | $per_req | $svc_req | $other |"
   done
   echo
-  echo "Server CPU µs/req: user + system time of the server process during the run, per request."
-  echo "Other load: share of all $NCPU CPUs used by anything but wrk and the server during the run."
+  echo "Server CPU µs/req: user + system time of the server process during the run, per request;"
+  echo "PG+Redis: the same for the postgres and redis-server processes."
+  echo "Other load: share of all $NCPU CPUs used by anything but wrk, the server, PostgreSQL and Redis"
+  echo "(softirq time, where loopback packets are processed, is left out of both)."
   echo
   for m in "${MINTED[@]}"; do
     IFS='|' read -r backend minted <<<"$m"

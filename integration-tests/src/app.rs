@@ -41,29 +41,27 @@ pub fn test_settings(db: &TestDatabase, data_dir: &std::path::Path) -> Settings 
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// [`spawn_app`] with settings adjusted by `adjust` (TLS, proxies, lifetimes).
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let db = TestDatabase::create();
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let settings = test_settings(&db, data_dir.path());
+    let mut settings = test_settings(&db, data_dir.path());
+    adjust(&mut settings);
     let core = Core::init(settings, Arc::new(SystemClock), InitMode::Serve).expect("core starts");
     let sessions = session_store_under_test().await;
     let state = AppState::new(core.clone(), sessions.store.clone());
     let app = Application::build(state.clone()).expect("server binds");
     let port = app.port();
+    // The server's own idea of its URL (https when TLS is configured).
+    let address = app.url().to_owned();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     let client =
         reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        port,
-        core,
-        state,
-        client,
-        db,
-        sessions,
-        data_dir,
-        handle,
-    }
+    TestApp { address, port, core, state, client, db, sessions, data_dir, handle }
 }
 
 impl TestApp {

@@ -11,7 +11,7 @@ pub mod cli;
 pub mod db;
 pub mod sessions;
 
-pub use app::{TestApp, spawn_app};
+pub use app::{TestApp, spawn_app, spawn_app_with};
 pub use db::TestDatabase;
 
 /// A line naming the backends this run uses, printed by the suites so CI logs show which

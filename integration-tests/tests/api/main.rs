@@ -17,3 +17,4 @@ mod password_login;
 mod private_key_jwt;
 mod repositories;
 mod session_store;
+mod tls;

@@ -64,7 +64,8 @@ fn read_file(path: &Path) -> Result<Table, ConfigError> {
         .map_err(|e| ConfigError::new(&shown, format!("not valid TOML: {}", e.to_string().trim())))
 }
 
-/// Applies one `PRAMAAN__A__B=value` (or `PRAMAAN__A__B_FILE=path`) to the tree. The value is
+/// Applies one `PRAMAAN__A__B=value` (or `PRAMAAN__A__B_FILE=path`) to the tree. (Hence no
+/// setting's own name may end in `_file`: paths are named like `tls_certificate`.) The value is
 /// parsed as the type the default has at that key (number, boolean), and kept as a string
 /// where the default is a string or absent — so a password like `123` stays a string.
 fn apply_env(tree: &mut Table, defaults: &Value, name: &str, raw: String) -> Result<(), ConfigError> {
@@ -100,6 +101,14 @@ fn apply_env(tree: &mut Table, defaults: &Value, name: &str, raw: String) -> Res
             "false" | "0" | "no" => false,
             _ => return Err(ConfigError::new(name, format!("expected true or false, got '{raw}'"))),
         }),
+        // Lists come comma-separated: PRAMAAN__HTTP__TRUSTED_PROXIES=10.0.0.1,10.0.0.2
+        Some(Value::Array(_)) => Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_owned()))
+                .collect(),
+        ),
         _ => Value::String(raw),
     };
     let (leaf, sections) = path.split_last().ok_or_else(|| ConfigError::new(name, "names no setting"))?;

@@ -59,6 +59,12 @@ pub struct HttpSettings {
     pub workers: usize,
     /// Seconds in-flight requests get to finish on SIGTERM.
     pub shutdown_timeout_secs: u64,
+    /// PEM certificate chain; with `tls_private_key`, the server speaks HTTPS itself.
+    pub tls_certificate: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_private_key: Option<PathBuf>,
+    /// Addresses of proxies whose `X-Forwarded-For` is believed; from anyone else it is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -69,6 +75,9 @@ impl Default for HttpSettings {
             max_body_bytes: 64 * 1024,
             workers: 0,
             shutdown_timeout_secs: 30,
+            tls_certificate: None,
+            tls_private_key: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -284,8 +293,14 @@ impl Settings {
     pub fn public_url(&self, bound: SocketAddr) -> String {
         match &self.http.public_url {
             Some(u) => u.trim_end_matches('/').to_owned(),
+            None if self.http.tls_certificate.is_some() => format!("https://{bound}"),
             None => format!("http://{bound}"),
         }
+    }
+
+    /// `http.trusted_proxies`, parsed (validated at start).
+    pub fn trusted_proxies(&self) -> Vec<std::net::IpAddr> {
+        self.http.trusted_proxies.iter().filter_map(|p| p.trim().parse().ok()).collect()
     }
 
     /// Checks every value that serde's types do not; the first problem is reported with its
@@ -301,6 +316,26 @@ impl Settings {
             if !ok {
                 return Err(ConfigError::new("http.public_url", format!("'{u}' is not an http(s) URL")));
             }
+        }
+        match (&self.http.tls_certificate, &self.http.tls_private_key) {
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "http.tls_private_key",
+                    "is required with http.tls_certificate",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "http.tls_certificate",
+                    "is required with http.tls_private_key",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(bad) =
+            self.http.trusted_proxies.iter().find(|p| p.trim().parse::<std::net::IpAddr>().is_err())
+        {
+            return Err(ConfigError::new("http.trusted_proxies", format!("'{bad}' is not an IP address")));
         }
         if self.http.max_body_bytes < 1024 {
             return Err(ConfigError::new("http.max_body_bytes", "must be at least 1024"));

@@ -10,14 +10,21 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use tracing::Span;
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 
+use super::client_ip::TrustedProxies;
+
 pub struct AccessLog;
 
 impl RootSpanBuilder for AccessLog {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let request_id = request.extensions().get::<RequestId>().map(ToString::to_string).unwrap_or_default();
-        // The socket's peer: X-Forwarded-For is client-controlled until a trusted-proxy setting
-        // says whose forwarding to believe.
-        let peer = request.peer_addr().map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
+        // X-Forwarded-For only from the proxies named in http.trusted_proxies.
+        let forwarded: Vec<&str> =
+            request.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
+        let peer = request
+            .app_data::<actix_web::web::Data<TrustedProxies>>()
+            .and_then(|t| t.client_ip(request.peer_addr().map(|a| a.ip()), &forwarded))
+            .or_else(|| request.peer_addr().map(|a| a.ip()))
+            .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
         tracing::info_span!(
             "http",
             method = %request.method(),

@@ -2,9 +2,11 @@
 //! Feature modules (oidc, login, admin) each expose `configure(&mut web::ServiceConfig)`.
 
 mod access_log;
+pub mod client_ip;
 mod health;
 pub mod problem;
 mod request_id;
 pub mod startup;
+mod tls;
 
 pub use startup::Application;

@@ -8,8 +8,9 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use super::access_log::AccessLog;
+use super::client_ip::TrustedProxies;
 use super::problem::Problem;
-use super::{health, problem, request_id};
+use super::{health, problem, request_id, tls};
 use crate::oidc::Issuer;
 use crate::state::{AppState, StartError, num_cpus};
 
@@ -63,6 +64,11 @@ impl Application {
             issuer: url.clone(),
         });
         let metadata = web::Data::new(crate::oidc::discovery::Metadata::new(&issuer));
+        let proxies = web::Data::new(TrustedProxies(settings.trusted_proxies()));
+        let tls = match (&settings.http.tls_certificate, &settings.http.tls_private_key) {
+            (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+            _ => None,
+        };
         let kept = state.clone();
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
@@ -77,14 +83,18 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(issuer.clone())
                 .app_data(metadata.clone())
+                .app_data(proxies.clone())
                 .configure(|c| problem::configure(c, max_body))
                 .configure(health::configure)
                 .configure(crate::oidc::configure)
                 .default_service(web::to(not_found))
         })
         .workers(workers)
-        .shutdown_timeout(settings.http.shutdown_timeout_secs)
-        .listen(listener)
+        .shutdown_timeout(settings.http.shutdown_timeout_secs);
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config),
+            None => server.listen(listener),
+        }
         .map_err(StartError::Bind)?
         .run();
         Ok(Self { port: bound.port(), url, server, key_refresh, issuance_flush, epoch_poll, state: kept })

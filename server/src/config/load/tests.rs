@@ -90,6 +90,9 @@ fn invalid_values_name_their_key() {
         ("PRAMAAN__PASSWORD__ARGON2_MEMORY_KIB", "1", "password.argon2_memory_kib"),
         ("PRAMAAN__BOOTSTRAP__ROOT_ORG_PATH", "Not A Path", "bootstrap.root_org_path"),
         ("PRAMAAN__LOG__FILTER", "info,[[[", "log.filter"),
+        ("PRAMAAN__HTTP__TLS_CERTIFICATE", "/etc/x.pem", "http.tls_private_key"),
+        ("PRAMAAN__HTTP__TLS_PRIVATE_KEY", "/etc/x.key", "http.tls_certificate"),
+        ("PRAMAAN__HTTP__TRUSTED_PROXIES", "10.0.0.1,proxy.local", "http.trusted_proxies"),
         ("PRAMAAN__TOKENS__ACCESS_TOKEN_ALG", "HS256", "tokens.access_token_alg"),
         ("PRAMAAN__TOKENS__ID_TOKEN_ALG", "none", "tokens.id_token_alg"),
         ("PRAMAAN__TOKENS__RSA_BITS", "1024", "tokens.rsa_bits"),
@@ -141,4 +144,11 @@ fn the_example_config_loads_and_matches_the_defaults() {
     let s = load(Some(&path), env(&[])).unwrap();
     let d = load(None, env(&[])).unwrap();
     assert_eq!(s.to_redacted_toml(), d.to_redacted_toml(), "the example documents the defaults");
+}
+
+#[test]
+fn list_settings_come_comma_separated_from_the_environment() {
+    let s = load(None, env(&[("PRAMAAN__HTTP__TRUSTED_PROXIES", "10.0.0.1, ::1")])).unwrap();
+    assert_eq!(s.http.trusted_proxies, ["10.0.0.1", "::1"]);
+    assert_eq!(s.trusted_proxies().len(), 2);
 }
