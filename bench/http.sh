@@ -246,7 +246,8 @@ bench_backend() {
       wrk -t"$THREADS" -c"$CONNS" -d"${MINT_SECONDS}s" -s bench/wrk/mint.lua "$URL/token" -- \
         "$basic" "$grant" "$WORK/tokens" >"$WORK/mint.txt"
       local minted
-      minted=$(cat "$WORK"/tokens.* | wc -l)
+      minted=$( (cat "$WORK"/tokens.* 2>/dev/null || true) | wc -l)
+      [ "$minted" -gt 0 ] || { cat "$WORK/mint.txt" >&2; die "$backend: no token minted for the distinct-token run"; }
       note "$backend: minted $minted tokens for the distinct-token run"
       NO_WARMUP=1 measure "POST /introspect distinct tokens" "$backend" "$URL/introspect" \
         bench/wrk/post-each.lua "$basic" "token=" "$WORK/tokens"
@@ -342,7 +343,7 @@ done
   echo "Server CPU µs/req: user + system time of the server process during the run, per request;"
   echo "PG+Redis: the same for the postgres and redis-server processes."
   echo "Other load: share of all $NCPU CPUs used by anything but wrk, the server, PostgreSQL and Redis"
-  echo "(softirq time, where loopback packets are processed, is left out of both)."
+  echo "(softirq time, where loopback packets are processed, is not counted at all)."
   echo
   for m in "${MINTED[@]}"; do
     IFS='|' read -r backend minted <<<"$m"
