@@ -31,7 +31,8 @@ pub async fn run(mut settings: Settings, args: ServeArgs, io: &mut Io) -> CliRes
         settings.data_dir = d;
     }
     settings.validate()?;
-    crate::telemetry::init(&settings.log);
+    // Held to the end of serve: dropping it flushes the last log lines.
+    let _log_guard = crate::telemetry::init(&settings.log);
     // Connect the session store before writing anything: an unreachable Redis must stop the
     // start with nothing done (no keys generated, no admin whose password nobody saw).
     let sessions = connect_sessions(&settings.sessions).await?;
