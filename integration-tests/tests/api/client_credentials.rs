@@ -162,6 +162,11 @@ async fn every_bad_token_request_gets_its_rfc_6749_error_and_no_token() {
             assert!(headers.contains_key("www-authenticate"), "{what}");
         }
     }
+    // An oversized body gets an RFC-shaped JSON error too, not the framework's plain text.
+    let big = format!("grant_type=client_credentials&scope={}", "a".repeat(70_000));
+    let (status, headers, json) = post_token(&app, &big, good).await;
+    assert_eq!((status, json["error"].as_str()), (413, Some("invalid_request")), "{json}");
+    assert_eq!(headers["cache-control"], "no-store");
     // A malformed body gets an RFC-shaped JSON error, not a plain-text 400.
     let resp = app
         .client
@@ -211,17 +216,23 @@ async fn a_rotated_secret_replaces_the_old_one_at_once() {
     let app = spawn_app().await;
     let c = register(&app, &[]).await;
     let env = env_for(&app.db.url, app.data_dir.path());
+    // Use the old secret first, so the server has the client cached when the secret changes.
+    let old = Some((c.id.as_str(), c.secret.as_str()));
+    assert_eq!(post_token(&app, "grant_type=client_credentials", old).await.0, 200);
     let run = run_cli(&["client", "rotate-secret", &c.id, "--json"], &env, "").await;
     let new: Value = serde_json::from_str(&run.stdout).unwrap();
     let new_secret = new["client_secret"].as_str().unwrap();
-    assert_eq!(
-        post_token(&app, "grant_type=client_credentials", Some((c.id.as_str(), c.secret.as_str()))).await.0,
-        401
-    );
-    assert_eq!(
-        post_token(&app, "grant_type=client_credentials", Some((c.id.as_str(), new_secret))).await.0,
-        200
-    );
+    // The CLI is another process: the change reaches the server's cache within a second.
+    let start = std::time::Instant::now();
+    while post_token(&app, "grant_type=client_credentials", Some((c.id.as_str(), new_secret))).await.0 != 200
+    {
+        assert!(
+            start.elapsed() <= std::time::Duration::from_secs(1),
+            "the new secret must work within a second"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(post_token(&app, "grant_type=client_credentials", old).await.0, 401);
 }
 
 #[tokio::test]

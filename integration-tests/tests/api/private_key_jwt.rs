@@ -64,7 +64,7 @@ fn assertion(key: &KeyPair, claims: &Value) -> String {
 fn claims(app: &TestApp, client: &str, patch: Value) -> Value {
     let now = chrono::Utc::now().timestamp();
     let mut c = json!({
-        "iss": client, "sub": client, "aud": format!("{}/token", app.address),
+        "iss": client, "sub": client, "aud": app.address,
         "iat": now, "exp": now + 120, "jti": uuid::Uuid::new_v4().to_string(),
     });
     c.as_object_mut().unwrap().extend(patch.as_object().unwrap().clone());
@@ -103,9 +103,9 @@ async fn a_signed_assertion_gets_a_token_once() {
         (401, Some("invalid_client")),
         "a replayed assertion (same jti)"
     );
-    // The issuer itself is an accepted audience too (RFC 7523 §3).
+    // The issuer alone is the audience: a single-element list is the same thing.
     let (status, _) =
-        token_with(&app, &assertion(&key, &claims(&app, &client, json!({"aud": app.address})))).await;
+        token_with(&app, &assertion(&key, &claims(&app, &client, json!({"aud": [app.address]})))).await;
     assert_eq!(status, 200);
 }
 
@@ -136,8 +136,21 @@ async fn bad_assertions_are_all_invalid_client() {
         }),
         (
             "issued in the future",
-            assertion(&key, &claims(&app, &client, json!({"iat": now + 3000, "exp": now + 3100}))),
+            assertion(&key, &claims(&app, &client, json!({"iat": now + 300, "exp": now + 400}))),
         ),
+        ("not valid before later", assertion(&key, &claims(&app, &client, json!({"nbf": now + 300})))),
+        ("exp as a string", assertion(&key, &claims(&app, &client, json!({"exp": (now + 60).to_string()})))),
+        // Audience injection: an assertion made out to our token endpoint (as another server's
+        // metadata might name it) or to several audiences is refused.
+        (
+            "token endpoint as audience",
+            assertion(&key, &claims(&app, &client, json!({"aud": format!("{}/token", app.address)}))),
+        ),
+        (
+            "several audiences",
+            assertion(&key, &claims(&app, &client, json!({"aud": [app.address, "https://other.example"]}))),
+        ),
+        ("sub is not the client", assertion(&key, &claims(&app, &client, json!({"sub": "someone-else"})))),
         ("unsigned", {
             use base64::Engine;
             let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());

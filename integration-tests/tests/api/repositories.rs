@@ -12,7 +12,7 @@ use pramaan_server::domain::{
 };
 use pramaan_server::state::{Core, InitMode};
 use pramaan_server::store::users::UserFilter;
-use pramaan_server::store::{DbError, clients, org_units, roles, users, write_transaction};
+use pramaan_server::store::{DbError, clients, meta, org_units, roles, users, write_transaction};
 
 struct Fixture {
     core: Core,
@@ -112,7 +112,7 @@ fn users_round_trip_with_exact_timestamps_and_unique_usernames() {
 }
 
 #[test]
-fn disabling_kills_old_tokens_and_enabling_does_not_revive_them() {
+fn disabling_kills_old_tokens_and_enabling_revives_none_of_them() {
     let f = fixture();
     let t0 = f.clock.now();
     let user = f.core.db.run_blocking(|c| users::insert(c, &new_user("ravi"), t0)).unwrap();
@@ -126,7 +126,7 @@ fn disabling_kills_old_tokens_and_enabling_does_not_revive_them() {
     let t2 = f.clock.now();
     let enabled = f.core.db.run_blocking(|c| users::set_status(c, &user.id, UserStatus::Active, t2)).unwrap();
     assert_eq!(enabled.status, UserStatus::Active);
-    assert_eq!(enabled.tokens_valid_after, t1, "enabling must not move tokens_valid_after");
+    assert_eq!(enabled.tokens_valid_after, t2, "enabling moves the cut-off again: nothing old revives");
     let missing = pramaan_server::domain::UserId::generate();
     assert!(matches!(
         f.core.db.run_blocking(|c| users::set_status(c, &missing, UserStatus::Active, t2)),
@@ -280,7 +280,7 @@ fn clients_round_trip_with_every_registration_field() {
 }
 
 #[test]
-fn suspending_a_client_moves_its_token_cutoff_and_resuming_keeps_it() {
+fn suspending_and_resuming_a_client_both_move_its_token_cutoff() {
     let f = fixture();
     let t0 = f.clock.now();
     let id = ClientId::from_string("partner-1".into());
@@ -298,7 +298,8 @@ fn suspending_a_client_moves_its_token_cutoff_and_resuming_keeps_it() {
     f.clock.advance(TimeDelta::seconds(30));
     let r =
         f.core.db.run_blocking(|c| clients::set_status(c, &id, ClientStatus::Active, f.clock.now())).unwrap();
-    assert_eq!((r.status, r.tokens_valid_after), (ClientStatus::Active, t1));
+    assert_eq!(r.status, ClientStatus::Active);
+    assert!(r.tokens_valid_after > t1, "resuming moves the cut-off again: nothing old revives");
     let private = f.core.db.run_blocking(|c| clients::list(c, Some(ClientCategory::Private))).unwrap();
     assert_eq!(private.len(), 1);
     let t2 = f.clock.now();
@@ -337,4 +338,21 @@ fn a_failed_write_transaction_leaves_nothing_behind() {
 
 fn uuid_like() -> String {
     pramaan_server::crypto::random_token(6).to_lowercase().replace(['-', '_'], "x")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_epoch_bumps_are_never_lost() {
+    let f = fixture();
+    let start = f.core.db.run(meta::revocation_epoch).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let db = f.core.db.clone();
+        tasks.push(tokio::spawn(async move {
+            db.run(|c| write_transaction(c, meta::bump_revocation_epoch)).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(f.core.db.run(meta::revocation_epoch).await.unwrap(), start + 16);
 }

@@ -219,6 +219,11 @@ impl ClientRegistration {
             }
             (ClientType::Confidential, _) => {}
         }
+        if self.can_introspect && self.client_type == ClientType::Public {
+            // A public client authenticates with its id alone, which is no secret: anyone could
+            // read any token's claims through it.
+            return Err(Invalid::new("a public client cannot be allowed to introspect tokens"));
+        }
         if self.client_type == ClientType::Public && has(GrantType::ClientCredentials) {
             return Err(Invalid::new("a public client cannot use client_credentials (RFC 6749 §4.4)"));
         }

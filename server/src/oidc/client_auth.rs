@@ -110,13 +110,16 @@ fn unverified_subject(jwt: &str) -> Option<String> {
 }
 
 /// Checks a client assertion (RFC 7523 §3) against the client's registered keys: signature,
-/// `iss` = `sub` = the client, `aud` naming this server (the issuer or one of its endpoints),
-/// unexpired with a bounded lifetime, and a `jti`. Returns the jti and its expiry; the caller
-/// makes the jti single-use.
+/// `iss` = `sub` = the client, `aud` exactly this server's issuer, unexpired with a bounded
+/// lifetime, and a `jti`. Returns the jti and its expiry; the caller makes the jti single-use.
+///
+/// Only the issuer is accepted as audience, alone: accepting endpoint URLs or lists lets an
+/// assertion a client made for another server that names our token endpoint be replayed here
+/// (the audience-injection issue that the RFC 7523 update addresses).
 pub fn verify_assertion(
     client: &Client,
     assertion: &str,
-    audiences: &[String],
+    issuer: &str,
     now: i64,
 ) -> Result<(String, i64), OAuthError> {
     let keys: Vec<VerifyingKey> = client
@@ -133,12 +136,16 @@ pub fn verify_assertion(
     let text = |k: &str| claims.get(k).and_then(|v| v.as_str());
     let id = client.id.as_str();
     let aud_ok = match claims.get("aud") {
-        Some(serde_json::Value::String(a)) => audiences.contains(a),
-        Some(serde_json::Value::Array(list)) => {
-            list.iter().any(|a| a.as_str().is_some_and(|a| audiences.iter().any(|x| x == a)))
-        }
+        Some(serde_json::Value::String(a)) => a == issuer,
+        Some(serde_json::Value::Array(list)) => list.len() == 1 && list[0].as_str() == Some(issuer),
         _ => false,
     };
+    // Present but not a number is as bad as wrong (no "absent" by type confusion).
+    for k in ["exp", "iat", "nbf"] {
+        if claims.get(k).is_some_and(|v| !v.is_i64()) {
+            return Err(OAuthError::invalid_client());
+        }
+    }
     let exp = claims.get("exp").and_then(serde_json::Value::as_i64).unwrap_or(0);
     let iat_ok =
         claims.get("iat").and_then(serde_json::Value::as_i64).is_none_or(|iat| iat <= now + SKEW_SECS);

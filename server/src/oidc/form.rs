@@ -10,16 +10,17 @@ use super::error::OAuthError;
 pub struct Form(HashMap<String, String>);
 
 impl Form {
-    /// Parses a body. A repeated parameter is `invalid_request`; a parameter sent empty is
-    /// treated as omitted (§3.1).
+    /// Parses a body. A repeated parameter is `invalid_request`, also when one copy is empty;
+    /// a parameter sent empty is then treated as omitted (§3.1).
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let mut seen = std::collections::HashSet::new();
         let mut map = HashMap::new();
         for (k, v) in form_urlencoded::parse(body) {
-            if v.is_empty() {
-                continue;
-            }
-            if map.insert(k.into_owned(), v.into_owned()).is_some() {
+            if !seen.insert(k.clone()) {
                 return Err(OAuthError::invalid_request("A parameter was sent more than once."));
+            }
+            if !v.is_empty() {
+                map.insert(k.into_owned(), v.into_owned());
             }
         }
         Ok(Self(map))
@@ -42,6 +43,7 @@ mod tests {
     #[test]
     fn repeated_parameters_are_refused_and_empty_ones_ignored() {
         assert!(Form::parse(b"grant_type=a&grant_type=b").is_err());
+        assert!(Form::parse(b"scope=&scope=x").is_err(), "an empty copy is still a copy");
         let f = Form::parse(b"scope=&grant_type=client_credentials").unwrap();
         assert_eq!(f.get("scope"), None);
         assert_eq!(f.get("grant_type"), Some("client_credentials"));

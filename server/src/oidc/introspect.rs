@@ -126,12 +126,13 @@ struct Introspection<'a> {
 #[tracing::instrument(skip_all, fields(client_id = tracing::field::Empty))]
 async fn introspect(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
 ) -> Result<HttpResponse, OAuthError> {
-    let (form, client) = token::authenticated_form(&req, &body, &state, &issuer).await?;
-    if !client.registration.can_introspect {
+    let (form, client) = token::authenticated_form(&req, payload, &state, &issuer).await?;
+    let credential_bound = client.registration.token_endpoint_auth_method != crate::domain::AuthMethod::None;
+    if !(client.registration.can_introspect && credential_bound) {
         return Err(OAuthError::new(
             OAuthErrorCode::UnauthorizedClient,
             "This client may not introspect tokens.",

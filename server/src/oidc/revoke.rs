@@ -18,11 +18,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[tracing::instrument(skip_all, fields(client_id = tracing::field::Empty))]
 async fn revoke(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
 ) -> Result<HttpResponse, OAuthError> {
-    let (form, client) = token::authenticated_form(&req, &body, &state, &issuer).await?;
+    let (form, client) = token::authenticated_form(&req, payload, &state, &issuer).await?;
     let token = form.require("token", "token is required.")?;
     // §2.2: an invalid or unknown token is not an error; nor, so as to reveal nothing, is a
     // token issued to another client — it is simply left alone.

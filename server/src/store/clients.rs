@@ -163,8 +163,10 @@ pub fn list(conn: &mut AnyConnection, category: Option<ClientCategory>) -> Resul
     rows.into_iter().map(|r| r.into_domain().map(|(c, _)| c)).collect()
 }
 
-/// Suspends or resumes a client. Suspending moves `tokens_valid_after` to `now` so every
-/// token issued before dies and stays dead after a resume. `NotFound` for an unknown id.
+/// Suspends or resumes a client. Both move `tokens_valid_after` to `now`: suspending kills
+/// every token issued before; resuming also kills any minted while the suspension was still
+/// spreading to other instances (or by a request in flight), so a resume revives nothing.
+/// `NotFound` for an unknown id.
 pub fn set_status(
     conn: &mut AnyConnection,
     id: &ClientId,
@@ -172,18 +174,13 @@ pub fn set_status(
     now: DateTime<Utc>,
 ) -> Result<Client, DbError> {
     let now = to_db_time(now);
-    let n = match status {
-        ClientStatus::Suspended => diesel::update(clients::table.find(id.as_str()))
-            .set((
-                clients::status.eq(status.as_str()),
-                clients::tokens_valid_after.eq(now),
-                clients::updated_at.eq(now),
-            ))
-            .execute(conn)?,
-        ClientStatus::Active => diesel::update(clients::table.find(id.as_str()))
-            .set((clients::status.eq(status.as_str()), clients::updated_at.eq(now)))
-            .execute(conn)?,
-    };
+    let n = diesel::update(clients::table.find(id.as_str()))
+        .set((
+            clients::status.eq(status.as_str()),
+            clients::tokens_valid_after.eq(now),
+            clients::updated_at.eq(now),
+        ))
+        .execute(conn)?;
     if n == 0 {
         return Err(DbError::NotFound);
     }

@@ -29,17 +29,20 @@ pub const REVOCATION_EPOCH: &str = "revocation_epoch";
 /// Moves the revocation epoch on. Call in the same transaction as any change that must reach
 /// every instance's caches (a client suspended, a secret rotated, a user disabled): instances
 /// poll the epoch and drop cached state when it moves.
-pub fn bump_revocation_epoch(conn: &mut AnyConnection) -> Result<i64, DbError> {
-    let next = revocation_epoch(conn)? + 1;
-    let n = diesel::update(server_meta::table.find(REVOCATION_EPOCH))
-        .set(server_meta::value.eq(next.to_string()))
-        .execute(conn)?;
-    if n == 0 {
-        diesel::insert_into(server_meta::table)
-            .values((server_meta::name.eq(REVOCATION_EPOCH), server_meta::value.eq(next.to_string())))
-            .execute(conn)?;
-    }
-    Ok(next)
+///
+/// One atomic `UPDATE … SET value = value + 1`: a read-then-write would let two concurrent
+/// changes both write the same number, and an instance that polled between them would keep
+/// the second change's stale state forever. (Both dialects accept the upsert and the casts.)
+pub fn bump_revocation_epoch(conn: &mut AnyConnection) -> Result<(), DbError> {
+    diesel::sql_query(
+        "INSERT INTO server_meta (name, value) VALUES ('revocation_epoch', '0') ON CONFLICT (name) DO NOTHING",
+    )
+    .execute(conn)?;
+    diesel::sql_query(
+        "UPDATE server_meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE name = 'revocation_epoch'",
+    )
+    .execute(conn)?;
+    Ok(())
 }
 
 /// The current revocation epoch (0 before the first change).

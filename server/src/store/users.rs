@@ -206,9 +206,9 @@ pub fn count(conn: &mut AnyConnection) -> Result<i64, DbError> {
     Ok(users::table.count().get_result(conn)?)
 }
 
-/// Sets the status. Disabling also moves `tokens_valid_after` to `now`, so every token and
-/// session the user holds dies at once; enabling leaves it, so nothing old comes back.
-/// Returns `NotFound` for an unknown id.
+/// Sets the status. Both directions move `tokens_valid_after` to `now`: disabling kills every
+/// token and session the user holds, and enabling kills any minted while the disable was
+/// still spreading, so nothing old comes back. Returns `NotFound` for an unknown id.
 pub fn set_status(
     conn: &mut AnyConnection,
     id: &UserId,
@@ -216,18 +216,13 @@ pub fn set_status(
     now: DateTime<Utc>,
 ) -> Result<User, DbError> {
     let now = to_db_time(now);
-    let n = match status {
-        UserStatus::Disabled => diesel::update(users::table.find(id.as_str()))
-            .set((
-                users::status.eq(status.as_str()),
-                users::tokens_valid_after.eq(now),
-                users::updated_at.eq(now),
-            ))
-            .execute(conn)?,
-        UserStatus::Active => diesel::update(users::table.find(id.as_str()))
-            .set((users::status.eq(status.as_str()), users::updated_at.eq(now)))
-            .execute(conn)?,
-    };
+    let n = diesel::update(users::table.find(id.as_str()))
+        .set((
+            users::status.eq(status.as_str()),
+            users::tokens_valid_after.eq(now),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
     if n == 0 {
         return Err(DbError::NotFound);
     }

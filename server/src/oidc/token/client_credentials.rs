@@ -39,7 +39,9 @@ pub fn grant(
     }
     let granted = granted_scope(&client.registration.scopes, scope)?;
     let scope = (!granted.is_empty()).then(|| Scope::join(&granted));
-    let ttl = i64::from(client.registration.access_token_ttl_secs);
+    // Never past the horizon that retired signing keys stay published for.
+    let max = i64::try_from(core.settings.tokens.max_token_lifetime_secs).unwrap_or(i64::MAX);
+    let ttl = i64::from(client.registration.access_token_ttl_secs).min(max);
     let claims = AccessTokenClaims::for_client(
         &issuer.issuer,
         &issuer.audience,

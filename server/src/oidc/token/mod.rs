@@ -68,11 +68,11 @@ pub struct TokenResponse {
 #[tracing::instrument(skip_all, fields(client_id = tracing::field::Empty, grant = tracing::field::Empty))]
 async fn token(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
 ) -> Result<HttpResponse, OAuthError> {
-    let (form, client) = authenticated_form(&req, &body, &state, &issuer).await?;
+    let (form, client) = authenticated_form(&req, payload, &state, &issuer).await?;
     let request = TokenRequest::parse(&form)?;
     let span = tracing::Span::current();
     let response = match request {
@@ -118,15 +118,36 @@ pub fn authorization(req: &HttpRequest) -> Option<&str> {
 /// body and the client it authenticates (recorded on the request's span).
 pub async fn authenticated_form(
     req: &HttpRequest,
-    body: &[u8],
+    payload: web::Payload,
     state: &AppState,
     issuer: &Issuer,
 ) -> Result<(Form, crate::domain::Client), OAuthError> {
-    let form = form_body(req, body)?;
+    // Read here rather than by the Bytes extractor, whose overflow answer is plain text: an
+    // OAuth client must get an RFC 6749 JSON body for every failure.
+    let body = match payload.to_bytes_limited(state.core.settings.http.max_body_bytes).await {
+        Ok(Ok(bytes)) => bytes,
+        // Over our limit, or over the declared length's limit as the stream reports it.
+        Err(_) => return Err(too_large()),
+        Ok(Err(e))
+            if matches!(
+                e.as_error::<actix_web::error::PayloadError>(),
+                Some(actix_web::error::PayloadError::Overflow)
+            ) =>
+        {
+            return Err(too_large());
+        }
+        Ok(Err(_)) => return Err(OAuthError::invalid_request("The request body could not be read.")),
+    };
+    let form = form_body(req, &body)?;
     let presented = client_auth::presented(authorization(req), &form)?;
     let client = authenticate(state, issuer, &presented).await?;
     tracing::Span::current().record("client_id", client.id.as_str());
     Ok((form, client))
+}
+
+fn too_large() -> OAuthError {
+    OAuthError::invalid_request("The request body is too large.")
+        .with_status(actix_web::http::StatusCode::PAYLOAD_TOO_LARGE)
 }
 
 /// Authenticates the client of a token, introspection or revocation request.
@@ -142,11 +163,8 @@ pub async fn authenticate(
     })?;
     let client = client_auth::verify(&state.core.keys.digester, presented, found.map(|e| (*e).clone()))?;
     if let Presented::Assertion { assertion, .. } = presented {
-        let base = &issuer.issuer;
-        let audiences =
-            [base.clone(), format!("{base}/token"), format!("{base}/introspect"), format!("{base}/revoke")];
         let now = state.core.clock.now().timestamp();
-        let (jti, exp) = client_auth::verify_assertion(&client, assertion, &audiences, now)?;
+        let (jti, exp) = client_auth::verify_assertion(&client, assertion, &issuer.issuer, now)?;
         // RFC 7523 §3 item 7: a jti is accepted once; remembered until the assertion expires.
         let ttl = std::time::Duration::from_secs(u64::try_from(exp - now + 120).unwrap_or(120));
         let key = format!("assertion-jti:{}:{jti}", client.id);
