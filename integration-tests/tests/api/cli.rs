@@ -277,7 +277,7 @@ async fn a_command_never_invents_keys_and_refuses_keys_the_database_does_not_kno
         run.stderr
     );
     let list = run_cli(&["user", "list", "--json"], &f.env, "").await;
-    assert_eq!(list.stdout.trim(), "[]", "nothing written with the wrong key");
+    assert_eq!(list.stdout.trim(), "[]", "nothing written with the wrong key; stderr: {}", list.stderr);
     let verify = run_cli(&["audit", "verify"], &f.env, "").await;
     assert!(verify.ok(), "{}", verify.stderr);
 }

@@ -191,7 +191,8 @@ async fn a_suspended_client_gets_invalid_client_and_a_resumed_one_tokens_again()
     let env = env_for(&app.db.url, app.data_dir.path());
     let auth = Some((c.id.as_str(), c.secret.as_str()));
     assert_eq!(post_token(&app, "grant_type=client_credentials", auth).await.0, 200);
-    assert!(run_cli(&["client", "suspend", &c.id, "--reason", "breach"], &env, "").await.ok());
+    let suspend = run_cli(&["client", "suspend", &c.id, "--reason", "breach"], &env, "").await;
+    assert!(suspend.ok(), "{}", suspend.stderr);
     // The CLI is another process: the server sees the change at its next epoch poll.
     let start = std::time::Instant::now();
     let body = loop {
@@ -203,7 +204,8 @@ async fn a_suspended_client_gets_invalid_client_and_a_resumed_one_tokens_again()
     };
     assert_eq!(body["error"], "invalid_client");
     assert!(start.elapsed() <= std::time::Duration::from_secs(1), "took {:?}", start.elapsed());
-    assert!(run_cli(&["client", "resume", &c.id, "--reason", "fixed"], &env, "").await.ok());
+    let resume = run_cli(&["client", "resume", &c.id, "--reason", "fixed"], &env, "").await;
+    assert!(resume.ok(), "{}", resume.stderr);
     let start = std::time::Instant::now();
     while post_token(&app, "grant_type=client_credentials", auth).await.0 != 200 {
         assert!(start.elapsed() <= std::time::Duration::from_secs(2), "resume not seen");

@@ -277,7 +277,7 @@ async fn create(core: &Core, actor: &str, a: CreateArgs, io: &mut Io) -> CliResu
             }
             ClientId::from_string(id.clone())
         }
-        None => ClientId::from_string(crate::crypto::random_token(16)),
+        None => ClientId::from_string(random_client_id()),
     };
     // 256 bits from the CSPRNG: a secret this strong needs a keyed digest, not a slow hash.
     let secret = reg.uses_secret().then(|| crate::crypto::random_token(32));
@@ -290,6 +290,8 @@ async fn create(core: &Core, actor: &str, a: CreateArgs, io: &mut Io) -> CliResu
         .db
         .run(move |c| {
             write_transaction(c, |c| {
+                // Instances remember unknown ids; the epoch makes them forget this one.
+                meta::bump_revocation_epoch(c)?;
                 let client =
                     clients::insert(c, &new_id, &reg, digest.as_deref(), now).map_err(|e| match e {
                         DbError::Conflict(_) => DbError::Conflict(format!("client id '{new_id}' is taken")),
@@ -315,6 +317,16 @@ async fn create(core: &Core, actor: &str, a: CreateArgs, io: &mut Io) -> CliResu
         .await
         .map_err(|e| not_found_as(e, &id))?;
     print_client(io, &client, secret.as_deref(), a.json)
+}
+
+/// A random client id of 24 lowercase letters and digits (~124 bits): easy to copy, safe in
+/// URLs and shells, and never starting with '-' (which a command line would take for a flag).
+fn random_client_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    crate::crypto::random_bytes(24)
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// Issues a new secret for a secret-based client and returns it (to be shown once).

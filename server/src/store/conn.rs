@@ -121,11 +121,13 @@ impl r2d2::ManageConnection for Manager {
             Backend::Postgres => Ok(AnyConnection::Postgresql(PgConnection::establish(&self.target)?)),
             Backend::Sqlite => {
                 let mut c = SqliteConnection::establish(&self.target)?;
-                // WAL lets readers run beside the one writer; busy_timeout makes a writer wait
-                // for the lock instead of failing at once.
+                // busy_timeout first: every later statement, the journal-mode switch included,
+                // must wait for a lock held by another process (a CLI command beside the
+                // server) instead of failing at once with "database is locked". WAL lets
+                // readers run beside the one writer.
                 c.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )?;
                 Ok(AnyConnection::Sqlite(c))
             }
