@@ -35,15 +35,55 @@ pub fn revoked_key(jti: &str) -> String {
     format!("revoked:jti:{jti}")
 }
 
-/// Claims of tokens whose signature, `typ` and issuer were checked, by SHA-256 of the token.
+/// How long a "not revoked" answer from the shared revocation list is reused. Well inside the
+/// one-second rule for revocation state (DESIGN.md); a revocation made on this instance is
+/// marked here at once.
+const UNREVOKED_FOR: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Bound on each of the jti maps below; at the bound a map starts over.
+const MAX_JTIS: usize = 100_000;
+
+/// Claims of tokens whose signature, `typ` and issuer were checked, by SHA-256 of the token;
+/// and, per jti, what the shared revocation list said lately.
 #[derive(Clone, Default)]
 pub struct VerifiedTokens {
     map: Arc<Mutex<HashMap<[u8; 32], Arc<AccessTokenClaims>>>>,
+    /// jti → when the revocation list last said "not revoked".
+    unrevoked: Arc<Mutex<HashMap<String, std::time::Instant>>>,
+    /// jti → the token's `exp`: known revoked, no need to ask again.
+    revoked: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 impl VerifiedTokens {
     fn key(token: &str) -> [u8; 32] {
         Sha256::digest(token.as_bytes()).into()
+    }
+
+    fn recently_unrevoked(&self, jti: &str) -> bool {
+        let map = self.unrevoked.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(jti).is_some_and(|at| at.elapsed() < UNREVOKED_FOR)
+    }
+
+    fn mark_unrevoked(&self, jti: &str) {
+        let mut map = self.unrevoked.lock().unwrap_or_else(|p| p.into_inner());
+        let full = (map.len() >= MAX_JTIS).then(|| std::mem::take(&mut *map));
+        map.insert(jti.to_owned(), std::time::Instant::now());
+        drop(map);
+        drop(full);
+    }
+
+    fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked.lock().unwrap_or_else(|p| p.into_inner()).contains_key(jti)
+    }
+
+    /// Records a revocation seen or made here; it also cancels any cached "not revoked".
+    pub fn mark_revoked(&self, jti: &str, exp: i64) {
+        self.unrevoked.lock().unwrap_or_else(|p| p.into_inner()).remove(jti);
+        let mut map = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        let full = (map.len() >= MAX_JTIS).then(|| std::mem::take(&mut *map));
+        map.insert(jti.to_owned(), exp);
+        drop(map);
+        drop(full);
     }
 
     fn get(&self, token: &str) -> Option<Arc<AccessTokenClaims>> {
@@ -90,13 +130,20 @@ pub async fn active_claims(
     if claims.exp <= now.timestamp() {
         return Ok(None);
     }
-    let revoked = state.sessions.get(&revoked_key(&claims.jti)).await.map_err(|e| {
-        // Fail closed: without the revocation list we cannot say a token is active.
-        tracing::error!(error = ?e, "revocation list unavailable");
-        OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "Try again shortly.")
-    })?;
-    if revoked.is_some() {
+    if state.verified.is_revoked(&claims.jti) {
         return Ok(None);
+    }
+    if !state.verified.recently_unrevoked(&claims.jti) {
+        let revoked = state.sessions.get(&revoked_key(&claims.jti)).await.map_err(|e| {
+            // Fail closed: without the revocation list we cannot say a token is active.
+            tracing::error!(error = ?e, "revocation list unavailable");
+            OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "Try again shortly.")
+        })?;
+        if revoked.is_some() {
+            state.verified.mark_revoked(&claims.jti, claims.exp);
+            return Ok(None);
+        }
+        state.verified.mark_unrevoked(&claims.jti);
     }
     let client_id = ClientId::from_string(claims.client_id.clone());
     let client = state.clients.get(&client_id).await.map_err(|e| {

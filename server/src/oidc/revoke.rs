@@ -36,6 +36,8 @@ async fn revoke(
                 tracing::error!(error = ?e, "could not store a revocation");
                 OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "Try again shortly.")
             })?;
+            // This instance sees it at once; others within their "not revoked" reuse window.
+            state.verified.mark_revoked(&claims.jti, claims.exp);
             tracing::info!(jti = %claims.jti, "access token revoked");
         }
     }
