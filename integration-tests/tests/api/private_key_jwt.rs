@@ -72,10 +72,16 @@ fn claims(app: &TestApp, client: &str, patch: Value) -> Value {
 }
 
 async fn token_with(app: &TestApp, assertion: &str) -> (u16, Value) {
+    token_with_extra(app, assertion, &[]).await
+}
+
+/// A client-credentials request authenticated by `assertion`, with `extra` form parameters.
+async fn token_with_extra(app: &TestApp, assertion: &str, extra: &[(&str, &str)]) -> (u16, Value) {
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("grant_type", "client_credentials")
         .append_pair("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
         .append_pair("client_assertion", assertion)
+        .extend_pairs(extra)
         .finish();
     let resp = app
         .client
@@ -184,23 +190,8 @@ async fn bad_assertions_are_all_invalid_client() {
     let (status, _) = token_with(&app, &assertion(&key, &claims(&app, "secret-client", json!({})))).await;
     assert_eq!(status, 401);
     // And two methods at once is a malformed request.
-    let (status, body) = {
-        let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "client_credentials")
-            .append_pair("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-            .append_pair("client_assertion", &assertion(&key, &claims(&app, &client, json!({}))))
-            .append_pair("client_secret", "x")
-            .finish();
-        let r = app
-            .client
-            .post(format!("{}/token", app.address))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json::<Value>().await.unwrap())
-    };
+    let jwt = assertion(&key, &claims(&app, &client, json!({})));
+    let (status, body) = token_with_extra(&app, &jwt, &[("client_secret", "x")]).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
 }
 

@@ -279,9 +279,13 @@ async fn create(core: &Core, actor: &str, a: CreateArgs, io: &mut Io) -> CliResu
         }
         None => ClientId::from_string(random_client_id()),
     };
-    // 256 bits from the CSPRNG: a secret this strong needs a keyed digest, not a slow hash.
-    let secret = reg.uses_secret().then(|| crate::crypto::random_token(32));
-    let digest = secret.as_ref().map(|s| core.keys.digester.digest(CLIENT_SECRET_PURPOSE, s.as_bytes()));
+    let (secret, digest) = match reg.uses_secret() {
+        true => {
+            let (s, d) = new_secret(core);
+            (Some(s), Some(d))
+        }
+        false => (None, None),
+    };
     let now = core.clock.now();
     let audit = core.audit.clone();
     let actor = actor.to_owned();
@@ -329,10 +333,17 @@ fn random_client_id() -> String {
         .collect()
 }
 
-/// Issues a new secret for a secret-based client and returns it (to be shown once).
-pub async fn rotate_secret(core: &Core, actor: &str, id: &ClientId) -> anyhow::Result<(Client, String)> {
+/// A new client secret and the keyed digest that is all the database keeps of it. 256 bits
+/// from the CSPRNG: a secret this strong needs a keyed digest, not a slow hash.
+fn new_secret(core: &Core) -> (String, String) {
     let secret = crate::crypto::random_token(32);
     let digest = core.keys.digester.digest(CLIENT_SECRET_PURPOSE, secret.as_bytes());
+    (secret, digest)
+}
+
+/// Issues a new secret for a secret-based client and returns it (to be shown once).
+pub async fn rotate_secret(core: &Core, actor: &str, id: &ClientId) -> anyhow::Result<(Client, String)> {
+    let (secret, digest) = new_secret(core);
     let now = core.clock.now();
     let audit = core.audit.clone();
     let actor = actor.to_owned();
