@@ -28,6 +28,7 @@ pub struct Settings {
     pub password: PasswordSettings,
     pub bootstrap: BootstrapSettings,
     pub tokens: TokenSettings,
+    pub login: LoginSettings,
 }
 
 impl Default for Settings {
@@ -42,6 +43,7 @@ impl Default for Settings {
             password: PasswordSettings::default(),
             bootstrap: BootstrapSettings::default(),
             tokens: TokenSettings::default(),
+            login: LoginSettings::default(),
         }
     }
 }
@@ -204,6 +206,64 @@ impl Default for BootstrapSettings {
             root_org_path: "national".into(),
             root_org_name: "National".into(),
         }
+    }
+}
+
+/// The browser login: sessions, authorization codes and lockout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginSettings {
+    /// How long a login lasts (single sign-on); its refresh tokens die with it.
+    pub session_ttl_secs: u64,
+    /// How long an unfinished login (the login page, consent) stays valid.
+    pub pending_ttl_secs: u64,
+    /// Life of an authorization code (RFC 6749 §4.1.2 recommends at most 10 minutes).
+    pub code_ttl_secs: u64,
+    /// Wrong passwords in a row before the account is locked.
+    pub lockout_threshold: u32,
+    /// The first lock's length; each further failure doubles it.
+    pub lockout_base_secs: u64,
+    /// The longest lock.
+    pub lockout_max_secs: u64,
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        Self {
+            session_ttl_secs: 28_800,
+            pending_ttl_secs: 900,
+            code_ttl_secs: 60,
+            lockout_threshold: 5,
+            lockout_base_secs: 30,
+            lockout_max_secs: 900,
+        }
+    }
+}
+
+impl LoginSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.session_ttl_secs < 60 {
+            return Err(ConfigError::new("login.session_ttl_secs", "must be at least 60"));
+        }
+        if !(60..=86_400).contains(&self.pending_ttl_secs) {
+            return Err(ConfigError::new("login.pending_ttl_secs", "must be between 60 and 86400"));
+        }
+        if !(1..=600).contains(&self.code_ttl_secs) {
+            return Err(ConfigError::new(
+                "login.code_ttl_secs",
+                "must be between 1 and 600 (RFC 6749 §4.1.2)",
+            ));
+        }
+        if self.lockout_threshold == 0 {
+            return Err(ConfigError::new("login.lockout_threshold", "must be at least 1"));
+        }
+        if self.lockout_base_secs == 0 || self.lockout_max_secs < self.lockout_base_secs {
+            return Err(ConfigError::new(
+                "login.lockout_max_secs",
+                "lockout_base_secs must be at least 1 and lockout_max_secs at least lockout_base_secs",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -391,6 +451,7 @@ impl Settings {
         crate::domain::OrgPath::parse(&self.bootstrap.root_org_path)
             .map_err(|e| ConfigError::new("bootstrap.root_org_path", e.to_string()))?;
         self.tokens.validate()?;
+        self.login.validate()?;
         Ok(())
     }
 

@@ -5,8 +5,10 @@
 pub mod audit_events;
 pub mod clients;
 mod conn;
+pub mod consents;
 pub mod meta;
 pub mod org_units;
+pub mod refresh_tokens;
 pub mod roles;
 mod schema;
 pub mod signing_keys;

@@ -108,6 +108,36 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    refresh_tokens (digest) {
+        digest -> Text,
+        family_id -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        sid -> Text,
+        scope -> Text,
+        nonce -> Nullable<Text>,
+        auth_time -> Timestamp,
+        amr -> Text,
+        acr -> Text,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        access_jti -> Text,
+        access_exp -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consents (user_id, client_id) {
+        user_id -> Text,
+        client_id -> Text,
+        scope -> Text,
+        granted_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> org_units (org_unit_id));
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(user_roles -> roles (role_name));
@@ -120,5 +150,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_roles,
     clients,
     audit_events,
-    server_meta
+    server_meta,
+    refresh_tokens,
+    consents
 );

@@ -229,6 +229,42 @@ pub fn set_status(
     find(conn, id)?.ok_or(DbError::NotFound)
 }
 
+/// Counts one more wrong password and returns the new count (one atomic statement, so
+/// parallel attempts never lose a count). `NotFound` for an unknown id.
+pub fn count_failed_login(conn: &mut AnyConnection, id: &UserId) -> Result<i32, DbError> {
+    let n = diesel::update(users::table.find(id.as_str()))
+        .set(users::failed_logins.eq(users::failed_logins + 1))
+        .execute(conn)?;
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(users::table.find(id.as_str()).select(users::failed_logins).first(conn)?)
+}
+
+/// Locks the account until `until` (or unlocks it with `None`).
+pub fn set_locked_until(
+    conn: &mut AnyConnection,
+    id: &UserId,
+    until: Option<DateTime<Utc>>,
+) -> Result<(), DbError> {
+    diesel::update(users::table.find(id.as_str()))
+        .set(users::locked_until.eq(until.map(to_db_time)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Forgets past failures after a successful login (and any lock, which has passed by then).
+pub fn clear_failed_logins(conn: &mut AnyConnection, id: &UserId) -> Result<(), DbError> {
+    diesel::update(
+        users::table
+            .find(id.as_str())
+            .filter(users::failed_logins.ne(0).or(users::locked_until.is_not_null())),
+    )
+    .set((users::failed_logins.eq(0), users::locked_until.eq(None::<chrono::NaiveDateTime>)))
+    .execute(conn)?;
+    Ok(())
+}
+
 /// Stores a new password hash. `changed` says whether the password itself changed (and so
 /// clears `must_change_password` and stamps `password_changed_at`) or only its hash
 /// parameters did (rehash on login).

@@ -1,0 +1,2 @@
+DROP TABLE consents;
+DROP TABLE refresh_tokens;
