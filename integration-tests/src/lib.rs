@@ -7,6 +7,7 @@
 //!   prefix, deleted afterwards; unset, the in-process store.
 
 pub mod app;
+pub mod browser;
 pub mod cli;
 pub mod db;
 pub mod sessions;

@@ -16,7 +16,11 @@ async fn the_metadata_lists_only_working_endpoints_and_is_cacheable() {
     for required in ["issuer", "token_endpoint", "jwks_uri", "response_types_supported"] {
         assert!(doc.get(required).is_some(), "{required} missing: {doc}");
     }
-    assert_eq!(doc["grant_types_supported"], serde_json::json!(["client_credentials"]));
+    assert_eq!(
+        doc["grant_types_supported"],
+        serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
+    assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]), "plain is not offered");
     // Every advertised endpoint answers (GET on a POST endpoint is 404/405, never a 5xx).
     for field in ["token_endpoint", "introspection_endpoint", "revocation_endpoint"] {
         let url = doc[field].as_str().unwrap();
@@ -41,6 +45,40 @@ async fn the_metadata_lists_only_working_endpoints_and_is_cacheable() {
         .await
         .unwrap();
     assert_eq!(again.status(), 304);
-    // OIDC discovery needs an authorization endpoint; until it exists, there is no document.
-    assert_eq!(app.get("/.well-known/openid-configuration").await.status(), 404);
+}
+
+#[tokio::test]
+async fn the_openid_configuration_has_every_required_field_and_each_endpoint_answers() {
+    let app = spawn_app().await;
+    let resp = app.get("/.well-known/openid-configuration").await;
+    assert_eq!(resp.status(), 200);
+    let doc: Value = resp.json().await.unwrap();
+    // OIDC Discovery 1.0 §3: REQUIRED metadata.
+    for required in [
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "response_types_supported",
+        "subject_types_supported",
+        "id_token_signing_alg_values_supported",
+    ] {
+        assert!(doc.get(required).is_some(), "{required} missing: {doc}");
+    }
+    assert_eq!(doc["issuer"], app.address.as_str());
+    assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
+    // §3: RS256 must be included; request objects are not supported and must say so.
+    assert_eq!(doc["request_uri_parameter_supported"], false);
+    assert_eq!(doc["request_parameter_supported"], false);
+    let scopes = doc["scopes_supported"].as_array().unwrap();
+    assert!(scopes.contains(&Value::from("openid")));
+    // Browser endpoints answer GET (an error page or 401, never a 404 or 5xx).
+    for (field, want) in
+        [("authorization_endpoint", 400), ("userinfo_endpoint", 401), ("end_session_endpoint", 200)]
+    {
+        let url = doc[field].as_str().unwrap();
+        assert!(url.starts_with(&app.address), "{field}: {url}");
+        assert_eq!(app.client.get(url).send().await.unwrap().status(), want, "{field}");
+    }
 }

@@ -4,9 +4,11 @@
 
 mod audit;
 mod backends;
+mod browser_login;
 mod cli;
 mod client_credentials;
 mod clients;
+mod code_flow;
 mod discovery;
 mod health;
 mod import;
@@ -18,3 +20,4 @@ mod private_key_jwt;
 mod repositories;
 mod session_store;
 mod tls;
+mod user_tokens;

@@ -23,6 +23,17 @@ impl TrustedProxies {
     }
 }
 
+/// The client address of a request, by the configured trusted proxies.
+pub fn of_request(req: &actix_web::HttpRequest) -> Option<IpAddr> {
+    let forwarded: Vec<&str> =
+        req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
+    let peer = req.peer_addr().map(|a| a.ip());
+    match req.app_data::<actix_web::web::Data<TrustedProxies>>() {
+        Some(t) => t.client_ip(peer, &forwarded),
+        None => peer,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,7 +63,8 @@ impl Application {
             audience: settings.tokens.access_token_audience.clone().unwrap_or_else(|| url.clone()),
             issuer: url.clone(),
         });
-        let metadata = web::Data::new(crate::oidc::discovery::Metadata::new(&issuer));
+        let metadata =
+            web::Data::new(crate::oidc::discovery::Metadata::new(&issuer, settings.tokens.id_token_alg));
         let proxies = web::Data::new(TrustedProxies(settings.trusted_proxies()));
         let tls = match (&settings.http.tls_certificate, &settings.http.tls_private_key) {
             (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
@@ -87,6 +88,7 @@ impl Application {
                 .configure(|c| problem::configure(c, max_body))
                 .configure(health::configure)
                 .configure(crate::oidc::configure)
+                .configure(crate::login::configure)
                 .default_service(web::to(not_found))
         })
         .workers(workers)

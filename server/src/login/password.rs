@@ -33,6 +33,28 @@ pub async fn check_password(
     username: &str,
     password: SecretString,
 ) -> Result<PasswordCheck, LoginError> {
+    let (user, _, verdict) = lookup_and_verify(core, username, &password).await?;
+    let Some(user) = user else { return Ok(PasswordCheck::Invalid) };
+    match verdict {
+        Verification::Invalid => Ok(PasswordCheck::Invalid),
+        Verification::Valid { .. } if user.status != UserStatus::Active => Ok(PasswordCheck::Invalid),
+        Verification::Valid { needs_rehash } => {
+            if needs_rehash {
+                upgrade_hash(core, &user, password).await?;
+            }
+            Ok(PasswordCheck::Valid(Box::new(user)))
+        }
+    }
+}
+
+/// The account `username` names (if any), whether it has a password, and the verdict of one
+/// argon2 verification — against the dummy hash when there is no real one, so every answer
+/// costs the same.
+async fn lookup_and_verify(
+    core: &Core,
+    username: &str,
+    password: &SecretString,
+) -> Result<(Option<User>, bool, Verification), LoginError> {
     let found = match Username::parse(username) {
         Ok(name) => core.db.run(move |c| users::find_with_hash(c, &name)).await?,
         Err(_) => None,
@@ -41,24 +63,114 @@ pub async fn check_password(
         Some((user, hash)) => (Some(user), hash),
         None => (None, None),
     };
-    // Always one argon2 verification: against the dummy hash when there is no real one.
-    let verdict = core
-        .passwords
-        .verify(hash, SecretString::from(secrecy::ExposeSecret::expose_secret(&password).to_owned()))
-        .await?;
-    let Some(user) = user else { return Ok(PasswordCheck::Invalid) };
-    match verdict {
-        Verification::Invalid => Ok(PasswordCheck::Invalid),
-        Verification::Valid { .. } if user.status != UserStatus::Active => Ok(PasswordCheck::Invalid),
-        Verification::Valid { needs_rehash } => {
-            if needs_rehash {
-                let fresh = core.passwords.hash(password).await?;
-                let id = user.id.clone();
-                let now = core.clock.now();
-                core.db.run(move |c| users::set_password_hash(c, &id, &fresh, false, now)).await?;
-                tracing::info!(user = %user.id, "password hash upgraded to current parameters");
-            }
-            Ok(PasswordCheck::Valid(Box::new(user)))
+    let had_hash = hash.is_some();
+    let copy = SecretString::from(secrecy::ExposeSecret::expose_secret(password).to_owned());
+    let verdict = core.passwords.verify(hash, copy).await?;
+    Ok((user, had_hash, verdict))
+}
+
+/// Stores a fresh hash of the (verified) password with the current parameters.
+async fn upgrade_hash(core: &Core, user: &User, password: SecretString) -> Result<(), LoginError> {
+    let fresh = core.passwords.hash(password).await?;
+    let id = user.id.clone();
+    let now = core.clock.now();
+    core.db.run(move |c| users::set_password_hash(c, &id, &fresh, false, now)).await?;
+    tracing::info!(user = %user.id, "password hash upgraded to current parameters");
+    Ok(())
+}
+
+/// Why a login attempt was refused. Only the audit trail sees this; the person always gets
+/// the same answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownUser,
+    WrongPassword,
+    /// The account has no usable password yet (imported; set through a reset link).
+    NoPassword,
+    Disabled,
+    /// Locked after repeated failures; the password was not even considered.
+    Locked,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownUser => "unknown_user",
+            Self::WrongPassword => "wrong_password",
+            Self::NoPassword => "no_password",
+            Self::Disabled => "disabled",
+            Self::Locked => "locked",
         }
     }
+}
+
+/// The outcome of a login form's password step.
+#[derive(Debug)]
+pub enum LoginAttempt {
+    Success(Box<User>),
+    /// `user` is the account the username named, if any (for the audit trail).
+    Refused {
+        user: Option<Box<User>>,
+        why: Refusal,
+    },
+}
+
+/// The password step of the login page, with lockout: the same argon2 work for every
+/// attempt; while an account is locked its password is not considered and attempts do not
+/// count; a wrong password counts, and at the threshold locks the account for a growing
+/// time; a success clears the count.
+pub async fn attempt_login(
+    core: &Core,
+    username: &str,
+    password: SecretString,
+) -> Result<LoginAttempt, LoginError> {
+    let (user, had_hash, verdict) = lookup_and_verify(core, username, &password).await?;
+    let Some(user) = user else {
+        return Ok(LoginAttempt::Refused { user: None, why: Refusal::UnknownUser });
+    };
+    let now = core.clock.now();
+    if user.locked_until.is_some_and(|t| t > now) {
+        return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Locked });
+    }
+    if user.status != UserStatus::Active {
+        return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Disabled });
+    }
+    let id = user.id.clone();
+    match verdict {
+        Verification::Invalid => {
+            let settings = core.settings.login.clone();
+            core.db
+                .run(move |c| {
+                    crate::store::write_transaction(c, |c| {
+                        let failures = users::count_failed_login(c, &id)?;
+                        let lock = super::lockout::lock_for(u32::try_from(failures).unwrap_or(0), &settings);
+                        if let Some(d) = lock {
+                            let until =
+                                now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1));
+                            users::set_locked_until(c, &id, Some(until))?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await?;
+            let why = if had_hash { Refusal::WrongPassword } else { Refusal::NoPassword };
+            Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why })
+        }
+        Verification::Valid { needs_rehash } => {
+            if needs_rehash {
+                upgrade_hash(core, &user, password).await?;
+            }
+            core.db.run(move |c| users::clear_failed_logins(c, &id)).await?;
+            Ok(LoginAttempt::Success(Box::new(user)))
+        }
+    }
+}
+
+/// Whether `password` is the account's current one (the "not the current password" rule).
+pub async fn is_current_password(core: &Core, user: &User, password: &str) -> Result<bool, LoginError> {
+    let name = user.username.clone();
+    let found = core.db.run(move |c| users::find_with_hash(c, &name)).await?;
+    let Some((_, Some(hash))) = found else { return Ok(false) };
+    let verdict = core.passwords.verify(Some(hash), SecretString::from(password.to_owned())).await?;
+    Ok(matches!(verdict, Verification::Valid { .. }))
 }

@@ -3,8 +3,9 @@
 //! A repeated token is the registry's usual pattern, so the claims of a token whose signature
 //! verified are cached until it expires ([`VerifiedTokens`]): an ES256 verification costs tens
 //! of microseconds, a hash lookup almost nothing. What can change during a token's life — its
-//! jti revoked, its client suspended — is never cached with it: the jti is read from the
-//! session store on every call, the client from the epoch-refreshed [`ClientCache`].
+//! jti revoked, its client suspended, its login ended, its user disabled — is never cached
+//! with it: the jti and the login (`sid`) are read from the session store, the user from the
+//! database, the client from the epoch-refreshed [`ClientCache`].
 //!
 //! [`ClientCache`]: super::state_cache::ClientCache
 
@@ -157,7 +158,34 @@ pub async fn active_claims(
     if client.status != ClientStatus::Active || claims.iat.saturating_mul(1_000_000) < cut_off {
         return Ok(None);
     }
+    // A person's token lives only as long as their login: the session, and the account as it
+    // is now (disabled, or cut off after the login by a campaign).
+    if let Some(sid) = &claims.sid
+        && !login_stands(state, &claims.sub, sid).await?
+    {
+        return Ok(None);
+    }
     Ok(Some(claims))
+}
+
+async fn login_stands(state: &AppState, sub: &str, sid: &str) -> Result<bool, OAuthError> {
+    let unavailable = |e: &dyn std::fmt::Debug| {
+        tracing::error!(error = ?e, "login state unavailable");
+        OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "Try again shortly.")
+    };
+    let Some(rec) = crate::login::session::sid_record(state, sid).await.map_err(|e| unavailable(&e))? else {
+        return Ok(false);
+    };
+    if rec.user_id.as_str() != sub {
+        return Ok(false);
+    }
+    let uid = rec.user_id.clone();
+    let user =
+        state.core.db.run(move |c| crate::store::users::find(c, &uid)).await.map_err(|e| unavailable(&e))?;
+    Ok(user.is_some_and(|u| {
+        u.status == crate::domain::UserStatus::Active
+            && rec.auth_time_us >= u.tokens_valid_after.timestamp_micros()
+    }))
 }
 
 /// RFC 7662 §2.2: an active token's metadata, or only `active: false`.

@@ -2,17 +2,23 @@
 //! [`configure`].
 
 pub mod access_token;
+pub mod authorize;
 pub mod client_auth;
+pub mod code;
 pub mod discovery;
+pub mod end_session;
 pub mod error;
 pub mod form;
 pub mod introspect;
 pub mod issuance_log;
 pub mod jwks;
 pub mod keyring;
+pub mod revocation;
 pub mod revoke;
 pub mod state_cache;
 pub mod token;
+pub mod user_tokens;
+pub mod userinfo;
 
 pub use keyring::KeyRing;
 
@@ -29,6 +35,9 @@ pub struct Issuer {
 /// Registers the provider's endpoints.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     discovery::configure(cfg);
+    authorize::configure(cfg);
+    userinfo::configure(cfg);
+    end_session::configure(cfg);
     jwks::configure(cfg);
     token::configure(cfg);
     introspect::configure(cfg);

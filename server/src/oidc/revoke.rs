@@ -1,15 +1,16 @@
-//! Token revocation (RFC 7009) for access tokens: the token's jti goes into the session store
-//! until the token would have expired, and introspection reads it on every call.
-
-use std::time::Duration;
+//! Token revocation (RFC 7009). An access token's jti goes on the shared revocation list until
+//! the token would have expired; a refresh token revokes its whole family with the access
+//! tokens issued alongside it.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::Issuer;
-use super::error::{OAuthError, OAuthErrorCode};
-use super::introspect::{revoked_key, verified_claims};
-use super::token;
+use super::error::OAuthError;
+use super::introspect::verified_claims;
+use super::user_tokens::REFRESH_PURPOSE;
+use super::{revocation, token};
 use crate::state::AppState;
+use crate::store::refresh_tokens;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/revoke", web::post().to(revoke));
@@ -26,19 +27,25 @@ async fn revoke(
     let token = form.require("token", "token is required.")?;
     // §2.2: an invalid or unknown token is not an error; nor, so as to reveal nothing, is a
     // token issued to another client — it is simply left alone.
-    if let Some(claims) = verified_claims(&state, &issuer, token)
-        && claims.client_id == client.id.as_str()
-    {
-        let now = state.core.clock.now().timestamp();
-        if claims.exp > now {
-            let ttl = Duration::from_secs(u64::try_from(claims.exp - now).unwrap_or(0) + 60);
-            state.sessions.put(&revoked_key(&claims.jti), b"1", ttl).await.map_err(|e| {
-                tracing::error!(error = ?e, "could not store a revocation");
-                OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "Try again shortly.")
-            })?;
-            // This instance sees it at once; others within their "not revoked" reuse window.
-            state.verified.mark_revoked(&claims.jti, claims.exp);
+    if token.contains('.') {
+        if let Some(claims) = verified_claims(&state, &issuer, token)
+            && claims.client_id == client.id.as_str()
+        {
+            revocation::revoke_jti(&state, &claims.jti, claims.exp).await?;
             tracing::info!(jti = %claims.jti, "access token revoked");
+        }
+    } else {
+        // §2.1: revoking a refresh token also revokes the access tokens of the same grant.
+        let digest = state.core.keys.digester.digest(REFRESH_PURPOSE, token.as_bytes());
+        let found = state.core.db.run(move |c| refresh_tokens::find(c, &digest)).await.map_err(|e| {
+            tracing::error!(error = ?e, "refresh token lookup failed");
+            OAuthError::server_error()
+        })?;
+        if let Some(r) = found
+            && r.client_id == client.id
+        {
+            let n = revocation::revoke_family(&state, &r.family_id).await?;
+            tracing::info!(family = %r.family_id, access_tokens = n, "refresh token family revoked");
         }
     }
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).finish())

@@ -2,7 +2,11 @@
 //! exhaustively; each grant has its own file. Every response, success or error, carries
 //! `Cache-Control: no-store` (§5.1).
 
+mod authorization_code;
 mod client_credentials;
+mod refresh_token;
+
+pub use authorization_code::pkce_s256_matches;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -82,12 +86,21 @@ async fn token(
             state.issuance.record(client.id.as_str(), response.scope.as_deref(), state.core.clock.now());
             response
         }
-        // The browser flow (authorization_code, refresh_token) lands with /authorize.
-        TokenRequest::AuthorizationCode { .. } | TokenRequest::RefreshToken { .. } => {
-            return Err(OAuthError::new(
-                OAuthErrorCode::UnsupportedGrantType,
-                "This grant type is not supported.",
-            ));
+        TokenRequest::AuthorizationCode { code, redirect_uri, code_verifier } => {
+            span.record("grant", "authorization_code");
+            authorization_code::grant(
+                &state,
+                &issuer,
+                &client,
+                &code,
+                redirect_uri.as_deref(),
+                code_verifier.as_deref(),
+            )
+            .await?
+        }
+        TokenRequest::RefreshToken { refresh_token, scope } => {
+            span.record("grant", "refresh_token");
+            refresh_token::grant(&state, &issuer, &client, &refresh_token, scope.as_deref()).await?
         }
     };
     Ok(HttpResponse::Ok()

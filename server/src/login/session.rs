@@ -1,0 +1,224 @@
+//! The browser session: a random id in a cookie, its state in the session store under a
+//! keyed digest of that id (a store dump yields no usable cookie). The id is replaced after
+//! every authentication step (session fixation), and with it the CSRF token.
+//!
+//! Cookie: `__Host-pramaan` (Secure, HttpOnly, SameSite=Lax, Path=/) when the issuer is https;
+//! on a plain-http issuer (the loopback development default) `pramaan_session`, the same
+//! without Secure, which browsers would otherwise drop.
+
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use actix_web::cookie::{Cookie, SameSite};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::UserId;
+use crate::oidc::authorize::Pending;
+use crate::sessions::StoreError;
+use crate::state::AppState;
+
+/// At most this many unfinished authorization requests per browser (tabs); the oldest goes.
+const MAX_PENDING: usize = 5;
+
+/// The login this browser completed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authenticated {
+    pub user_id: UserId,
+    /// The session's public id: the `sid` of its tokens, the key of its liveness record.
+    pub sid: String,
+    /// When the person last proved who they are, in microseconds (compared with the
+    /// account's `tokens_valid_after`, which has microsecond precision).
+    pub auth_time_us: i64,
+    /// RFC 8176 method references (`pwd`, later `otp`, `sms`, `mfa`).
+    pub amr: Vec<String>,
+    pub acr: String,
+}
+
+impl Authenticated {
+    pub fn auth_time_secs(&self) -> i64 {
+        self.auth_time_us.div_euclid(1_000_000)
+    }
+}
+
+/// What the store keeps for one browser.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BrowserSession {
+    pub csrf: String,
+    pub auth: Option<Authenticated>,
+    pub pending: Vec<Pending>,
+}
+
+impl BrowserSession {
+    pub fn fresh() -> Self {
+        Self { csrf: crate::crypto::random_token(24), auth: None, pending: Vec::new() }
+    }
+
+    /// Compares a form's CSRF token with this session's in constant time.
+    pub fn csrf_ok(&self, presented: Option<&str>) -> bool {
+        presented.is_some_and(|p| crate::crypto::constant_time_eq(p.as_bytes(), self.csrf.as_bytes()))
+    }
+
+    pub fn pending(&self, id: &str) -> Option<&Pending> {
+        self.pending.iter().find(|p| crate::crypto::constant_time_eq(p.id.as_bytes(), id.as_bytes()))
+    }
+
+    pub fn pending_mut(&mut self, id: &str) -> Option<&mut Pending> {
+        self.pending.iter_mut().find(|p| crate::crypto::constant_time_eq(p.id.as_bytes(), id.as_bytes()))
+    }
+
+    pub fn add_pending(&mut self, p: Pending) {
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.remove(0);
+        }
+        self.pending.push(p);
+    }
+
+    pub fn remove_pending(&mut self, id: &str) {
+        self.pending.retain(|p| p.id != id);
+    }
+
+    /// Drops requests older than `ttl_secs`.
+    pub fn expire_pending(&mut self, now: i64, ttl_secs: i64) {
+        self.pending.retain(|p| now - p.created_at <= ttl_secs);
+    }
+}
+
+/// The cookie's name for an issuer.
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure { "__Host-pramaan" } else { "pramaan_session" }
+}
+
+/// Whether cookies must be `Secure` (`__Host-`): the issuer is https.
+pub fn secure_issuer(issuer: &str) -> bool {
+    issuer.starts_with("https://")
+}
+
+fn store_key(state: &AppState, id: &str) -> String {
+    format!("browser:{}", state.core.keys.digester.digest("browser-session", id.as_bytes()))
+}
+
+/// A loaded session and the cookie id it was found under (`None`: not yet stored).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub id: Option<String>,
+    pub session: BrowserSession,
+}
+
+/// The browser's session, or a fresh (unsaved) one. A cookie whose session is gone counts
+/// as no session.
+pub async fn load(state: &AppState, req: &HttpRequest, secure: bool) -> Result<Loaded, StoreError> {
+    if let Some(c) = req.cookie(cookie_name(secure)) {
+        let id = c.value().to_owned();
+        // Our ids are 32 base64url characters; anything else is not worth a store lookup.
+        if id.len() == 32
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && let Some(bytes) = state.sessions.get(&store_key(state, &id)).await?
+            && let Ok(session) = serde_json::from_slice::<BrowserSession>(&bytes)
+        {
+            return Ok(Loaded { id: Some(id), session });
+        }
+    }
+    Ok(Loaded { id: None, session: BrowserSession::fresh() })
+}
+
+/// How long the stored session lives: an authenticated one until its login expires, an
+/// anonymous one (a login in progress) for the pending-request lifetime.
+fn ttl(state: &AppState, s: &BrowserSession) -> Duration {
+    let login = &state.core.settings.login;
+    match &s.auth {
+        Some(a) => {
+            let now_us = state.core.clock.now().timestamp_micros();
+            let ends =
+                a.auth_time_us + i64::try_from(login.session_ttl_secs).unwrap_or(i64::MAX / 2) * 1_000_000;
+            Duration::from_micros(u64::try_from(ends - now_us).unwrap_or(0).max(1_000_000))
+        }
+        None => Duration::from_secs(login.pending_ttl_secs),
+    }
+}
+
+/// Stores the session under its id (a new id if it had none) and returns the cookie to set.
+pub async fn save(
+    state: &AppState,
+    loaded: &mut Loaded,
+    secure: bool,
+) -> Result<Cookie<'static>, StoreError> {
+    let id = match &loaded.id {
+        Some(id) => id.clone(),
+        None => {
+            let id = crate::crypto::random_token(24);
+            loaded.id = Some(id.clone());
+            id
+        }
+    };
+    let bytes = serde_json::to_vec(&loaded.session).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    state.sessions.put(&store_key(state, &id), &bytes, ttl(state, &loaded.session)).await?;
+    Ok(cookie(id, secure))
+}
+
+/// Moves the session to a new id with a new CSRF token (after each authentication step), so
+/// an id planted or seen before the step is worthless after it.
+pub async fn renew(
+    state: &AppState,
+    loaded: &mut Loaded,
+    secure: bool,
+) -> Result<Cookie<'static>, StoreError> {
+    if let Some(old) = loaded.id.take() {
+        state.sessions.delete(&store_key(state, &old)).await?;
+    }
+    loaded.session.csrf = crate::crypto::random_token(24);
+    save(state, loaded, secure).await
+}
+
+/// Deletes the session and returns a cookie that clears it in the browser.
+pub async fn destroy(state: &AppState, loaded: &Loaded, secure: bool) -> Result<Cookie<'static>, StoreError> {
+    if let Some(id) = &loaded.id {
+        state.sessions.delete(&store_key(state, id)).await?;
+    }
+    let mut c = cookie(String::new(), secure);
+    c.make_removal();
+    Ok(c)
+}
+
+fn cookie(id: String, secure: bool) -> Cookie<'static> {
+    Cookie::build(cookie_name(secure), id)
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Lax)
+        .finish()
+}
+
+/// The liveness record of a login (`sid`): introspection, userinfo and the refresh grant read
+/// it, so ending a session ends its tokens at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SidRecord {
+    pub user_id: UserId,
+    pub auth_time_us: i64,
+}
+
+fn sid_key(sid: &str) -> String {
+    format!("sid:{sid}")
+}
+
+fn user_sessions_index(user: &UserId) -> String {
+    format!("user-sessions:{user}")
+}
+
+/// Records a new login's `sid` for the session lifetime, indexed by user ("sign out
+/// everywhere").
+pub async fn start_sid(state: &AppState, a: &Authenticated) -> Result<(), StoreError> {
+    let rec = SidRecord { user_id: a.user_id.clone(), auth_time_us: a.auth_time_us };
+    let bytes = serde_json::to_vec(&rec).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let ttl = Duration::from_secs(state.core.settings.login.session_ttl_secs);
+    state.sessions.put_indexed(&user_sessions_index(&a.user_id), &sid_key(&a.sid), &bytes, ttl).await
+}
+
+/// The live record of `sid`, if the session has not ended.
+pub async fn sid_record(state: &AppState, sid: &str) -> Result<Option<SidRecord>, StoreError> {
+    Ok(state.sessions.get(&sid_key(sid)).await?.and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+/// Ends the login `sid` (its tokens become inactive at once).
+pub async fn end_sid(state: &AppState, sid: &str) -> Result<(), StoreError> {
+    state.sessions.delete(&sid_key(sid)).await.map(|_| ())
+}

@@ -1,0 +1,509 @@
+//! The authorization endpoint (RFC 6749 §4.1, OIDC Core §3.1.2): the code flow only, PKCE
+//! S256 required for every client (RFC 9700 §2.1.1), `plain` refused.
+//!
+//! A request is checked in two stages (OIDC Core §3.1.2.6). Until the client and its exact
+//! redirect URI are verified, nothing may be sent to that URI: the person gets an error page.
+//! After that, every error goes back to the client as `error=` on the redirect URI, with
+//! `state` and `iss` (RFC 9207).
+//!
+//! A valid request is kept in the browser session as a [`Pending`] request under a random
+//! id; the login, password-change and consent pages carry that id and, when their step is
+//! done, send the browser to `/authorize/resume`, where [`next_step`] decides what is still
+//! missing. Only when nothing is missing is a code issued.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::Issuer;
+use super::code::{self, CodeGrant};
+use super::form::Form;
+use crate::domain::{Client, ClientId, ClientStatus, GrantType, Scope, User, UserStatus};
+use crate::login::pages;
+use crate::login::session::{self, Authenticated, BrowserSession};
+use crate::state::AppState;
+use crate::store::{consents, users};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/authorize", web::get().to(authorize)).route("/authorize/resume", web::get().to(resume));
+}
+
+/// Scopes every code-flow client may ask for without registering them (OIDC Core §5.4).
+pub const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "phone"];
+
+/// `prompt` (OIDC Core §3.1.2.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prompt {
+    pub none: bool,
+    pub login: bool,
+    pub consent: bool,
+}
+
+/// A validated authorization request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    pub client_id: ClientId,
+    pub redirect_uri: String,
+    pub scope: Vec<Scope>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub prompt: Prompt,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+}
+
+/// A request waiting for the person to finish a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub id: String,
+    /// Seconds since the epoch, when the request arrived.
+    pub created_at: i64,
+    pub request: AuthorizationRequest,
+    /// The person approved this request on the consent page.
+    pub consented: bool,
+}
+
+/// An error to send back to the client (OIDC Core §3.1.2.6, RFC 6749 §4.1.2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectError {
+    pub error: &'static str,
+    pub description: &'static str,
+}
+
+fn redirect_err(error: &'static str, description: &'static str) -> RedirectError {
+    RedirectError { error, description }
+}
+
+/// Why a request cannot even be answered at its redirect URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Shown to the person; never redirected (the URI is unverified).
+    Page(&'static str),
+    /// Sent to the verified redirect URI.
+    Redirect { redirect_uri: String, state: Option<String>, error: RedirectError },
+}
+
+const BAD_LINK: &str = "This sign-in link is not valid. Go back to the application you came from and start \
+                        the sign-in again; if it keeps happening, tell its support team.";
+
+/// Stage one: who is asking and where the answer goes. `client` is what the store holds for
+/// the `client_id` parameter, if anything.
+pub fn verify_client<'a>(
+    form: &'a Form,
+    client: Option<&'a Client>,
+) -> Result<(&'a Client, String), Rejection> {
+    let client = client.filter(|c| c.status == ClientStatus::Active).ok_or(Rejection::Page(BAD_LINK))?;
+    // OIDC Core §3.1.2.1 makes redirect_uri required; it must equal a registered one exactly
+    // (RFC 9700 §4.1.3: no pattern, no prefix).
+    let uri = form.get("redirect_uri").ok_or(Rejection::Page(BAD_LINK))?;
+    if !client.registration.redirect_uris.iter().any(|r| r.as_str() == uri) {
+        return Err(Rejection::Page(BAD_LINK));
+    }
+    Ok((client, uri.to_owned()))
+}
+
+/// Stage two: the request itself, answered at the verified redirect URI.
+pub fn parse_request(
+    form: &Form,
+    client: &Client,
+    redirect_uri: String,
+) -> Result<AuthorizationRequest, Rejection> {
+    let state = form.get("state").map(str::to_owned);
+    let fail =
+        |error| Rejection::Redirect { redirect_uri: redirect_uri.clone(), state: state.clone(), error };
+    if state.as_ref().is_some_and(|s| s.len() > 2048) {
+        return Err(fail(redirect_err("invalid_request", "state is too long.")));
+    }
+    if !client.registration.grant_types.contains(&GrantType::AuthorizationCode) {
+        return Err(fail(redirect_err("unauthorized_client", "This client may not use the code flow.")));
+    }
+    match form.get("response_type") {
+        Some("code") => {}
+        None => return Err(fail(redirect_err("invalid_request", "response_type is required."))),
+        Some(_) => {
+            return Err(fail(redirect_err(
+                "unsupported_response_type",
+                "Only response_type=code is supported.",
+            )));
+        }
+    }
+    if let Some(m) = form.get("response_mode")
+        && m != "query"
+    {
+        return Err(fail(redirect_err("invalid_request", "Only response_mode=query is supported.")));
+    }
+    // OIDC Core §6: request objects are not supported, and say so with their own codes.
+    if form.get("request").is_some() {
+        return Err(fail(redirect_err("request_not_supported", "Request objects are not supported.")));
+    }
+    if form.get("request_uri").is_some() {
+        return Err(fail(redirect_err("request_uri_not_supported", "request_uri is not supported.")));
+    }
+    // RFC 7636 §4.3: without a method the challenge would be `plain`, which we refuse.
+    let challenge = form.get("code_challenge").ok_or_else(|| {
+        fail(redirect_err("invalid_request", "PKCE is required: send code_challenge (S256)."))
+    })?;
+    if form.get("code_challenge_method") != Some("S256") {
+        return Err(fail(redirect_err("invalid_request", "code_challenge_method must be S256.")));
+    }
+    // base64url of a SHA-256 digest: exactly 43 characters.
+    if challenge.len() != 43
+        || !challenge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(fail(redirect_err(
+            "invalid_request",
+            "code_challenge is not a base64url SHA-256 digest.",
+        )));
+    }
+    let requested = Scope::parse_list(form.get("scope").unwrap_or(""))
+        .map_err(|_| fail(redirect_err("invalid_scope", "The scope is malformed.")))?;
+    let allowed = |s: &Scope| OIDC_SCOPES.contains(&s.as_str()) || client.registration.scopes.contains(s);
+    let scope: Vec<Scope> = requested.into_iter().filter(allowed).collect();
+    if scope.is_empty() {
+        return Err(fail(redirect_err(
+            "invalid_scope",
+            "None of the requested scopes is allowed for this client.",
+        )));
+    }
+    let mut prompt = Prompt::default();
+    for p in form.get("prompt").unwrap_or("").split(' ').filter(|p| !p.is_empty()) {
+        match p {
+            "none" => prompt.none = true,
+            "login" => prompt.login = true,
+            "consent" => prompt.consent = true,
+            _ => return Err(fail(redirect_err("invalid_request", "prompt holds an unsupported value."))),
+        }
+    }
+    // §3.1.2.1: none with any other value is an error.
+    if prompt.none && (prompt.login || prompt.consent) {
+        return Err(fail(redirect_err(
+            "invalid_request",
+            "prompt=none cannot be combined with other values.",
+        )));
+    }
+    let max_age =
+        match form.get("max_age") {
+            None => None,
+            Some(m) => Some(m.parse::<u32>().map(i64::from).map_err(|_| {
+                fail(redirect_err("invalid_request", "max_age must be a number of seconds."))
+            })?),
+        };
+    let nonce = form.get("nonce").map(str::to_owned);
+    if nonce.as_ref().is_some_and(|n| n.len() > 512) {
+        return Err(fail(redirect_err("invalid_request", "nonce is too long.")));
+    }
+    let login_hint = form.get("login_hint").filter(|h| h.len() <= 256).map(str::to_owned);
+    Ok(AuthorizationRequest {
+        client_id: client.id.clone(),
+        redirect_uri,
+        scope,
+        state,
+        nonce,
+        code_challenge: challenge.to_owned(),
+        prompt,
+        max_age,
+        login_hint,
+    })
+}
+
+/// What a pending request still needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Login,
+    ChangePassword,
+    Consent,
+    Issue,
+    Fail(RedirectError),
+}
+
+/// Decides the next step for `p` given the browser's login (already checked against the
+/// account: `auth` is `None` when the account is gone, disabled or cut off since), the
+/// account, and the scopes the person agreed to before. `now` in seconds.
+pub fn next_step(
+    p: &Pending,
+    auth: Option<&Authenticated>,
+    user: Option<&User>,
+    consented: &[Scope],
+    first_party: bool,
+    now: i64,
+) -> Next {
+    let r = &p.request;
+    let fresh_enough = |a: &Authenticated| {
+        // A login made after the request arrived satisfies prompt=login and any max_age.
+        let after_request = a.auth_time_secs() >= p.created_at;
+        let within_max_age = r.max_age.is_none_or(|m| now - a.auth_time_secs() <= m);
+        after_request || (!r.prompt.login && within_max_age)
+    };
+    let (Some(a), Some(user)) = (auth, user) else {
+        return if r.prompt.none {
+            Next::Fail(redirect_err("login_required", "The person is not signed in."))
+        } else {
+            Next::Login
+        };
+    };
+    if !fresh_enough(a) {
+        return if r.prompt.none {
+            Next::Fail(redirect_err("login_required", "A fresh sign-in is required."))
+        } else {
+            Next::Login
+        };
+    }
+    if user.must_change_password {
+        return if r.prompt.none {
+            Next::Fail(redirect_err("interaction_required", "The person must change their password."))
+        } else {
+            Next::ChangePassword
+        };
+    }
+    let covered = r.scope.iter().all(|s| consented.contains(s));
+    let needs_consent = !first_party && !p.consented && (r.prompt.consent || !covered);
+    if needs_consent {
+        return if r.prompt.none {
+            Next::Fail(redirect_err("consent_required", "The person has not agreed to this request."))
+        } else {
+            Next::Consent
+        };
+    }
+    Next::Issue
+}
+
+/// The login, if it still stands: the account exists, is active, and was not cut off after
+/// the login (a campaign or a disable moves `tokens_valid_after`).
+pub fn standing_login<'a>(auth: Option<&'a Authenticated>, user: Option<&User>) -> Option<&'a Authenticated> {
+    let (a, u) = (auth?, user?);
+    let ok = u.id == a.user_id
+        && u.status == UserStatus::Active
+        && a.auth_time_us >= u.tokens_valid_after.timestamp_micros();
+    ok.then_some(a)
+}
+
+/// `uri` with `params` appended to its query.
+pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
+    let mut out = String::from(uri);
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        ser.append_pair(k, v);
+    }
+    out.push(if uri.contains('?') { '&' } else { '?' });
+    out.push_str(&ser.finish());
+    out
+}
+
+/// The redirect carrying an error to the client.
+pub fn error_redirect(
+    issuer: &Issuer,
+    redirect_uri: &str,
+    state: Option<&str>,
+    e: &RedirectError,
+) -> HttpResponse {
+    let mut params = vec![("error", e.error), ("error_description", e.description)];
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    params.push(("iss", issuer.issuer.as_str()));
+    see_other(&with_query(redirect_uri, &params))
+}
+
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+#[tracing::instrument(skip_all, fields(client_id = tracing::field::Empty))]
+async fn authorize(req: HttpRequest, state: web::Data<AppState>, issuer: web::Data<Issuer>) -> HttpResponse {
+    let form = match Form::parse(req.query_string().as_bytes()) {
+        Ok(f) => f,
+        Err(_) => return pages::error_page(&req, actix_web::http::StatusCode::BAD_REQUEST, BAD_LINK),
+    };
+    let found = match form.get("client_id") {
+        Some(id) => match state.clients.get(&ClientId::from_string(id.to_owned())).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = ?e, "client lookup failed");
+                return pages::unavailable(&req);
+            }
+        },
+        None => None,
+    };
+    let client = found.as_ref().map(|e| &e.0);
+    let request = verify_client(&form, client).and_then(|(c, uri)| {
+        tracing::Span::current().record("client_id", c.id.as_str());
+        parse_request(&form, c, uri)
+    });
+    let request = match request {
+        Ok(r) => r,
+        Err(Rejection::Page(msg)) => {
+            return pages::error_page(&req, actix_web::http::StatusCode::BAD_REQUEST, msg);
+        }
+        Err(Rejection::Redirect { redirect_uri, state: s, error }) => {
+            return error_redirect(&issuer, &redirect_uri, s.as_deref(), &error);
+        }
+    };
+    let secure = session::secure_issuer(&issuer.issuer);
+    let mut loaded = match session::load(&state, &req, secure).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = ?e, "session store unavailable");
+            return pages::unavailable(&req);
+        }
+    };
+    let now = state.core.clock.now().timestamp();
+    let pending = Pending { id: crate::crypto::random_token(16), created_at: now, request, consented: false };
+    let id = pending.id.clone();
+    loaded.session.expire_pending(now, state.core.settings.login.pending_ttl_secs as i64);
+    loaded.session.add_pending(pending);
+    proceed(&req, &state, &issuer, loaded, &id).await
+}
+
+#[derive(Deserialize)]
+struct ResumeQuery {
+    request: String,
+}
+
+async fn resume(
+    req: HttpRequest,
+    query: web::Query<ResumeQuery>,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+) -> HttpResponse {
+    let secure = session::secure_issuer(&issuer.issuer);
+    let loaded = match session::load(&state, &req, secure).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = ?e, "session store unavailable");
+            return pages::unavailable(&req);
+        }
+    };
+    proceed(&req, &state, &issuer, loaded, &query.request).await
+}
+
+/// Takes the pending request `id` as far as it can go: to the page of the step it still
+/// needs, or to the client with a code or an error.
+pub async fn proceed(
+    req: &HttpRequest,
+    state: &AppState,
+    issuer: &Issuer,
+    mut loaded: session::Loaded,
+    id: &str,
+) -> HttpResponse {
+    match decide(state, issuer, &mut loaded, id).await {
+        Ok(resp) => resp,
+        Err(Failure::Expired) => pages::expired(req),
+        Err(Failure::Unavailable) => pages::unavailable(req),
+    }
+}
+
+enum Failure {
+    /// No such pending request in this browser (finished, expired, or another browser's).
+    Expired,
+    Unavailable,
+}
+
+fn unavailable<E: std::fmt::Debug>(e: E) -> Failure {
+    tracing::error!(error = ?e, "authorization could not proceed");
+    Failure::Unavailable
+}
+
+async fn decide(
+    state: &AppState,
+    issuer: &Issuer,
+    loaded: &mut session::Loaded,
+    id: &str,
+) -> Result<HttpResponse, Failure> {
+    let secure = session::secure_issuer(&issuer.issuer);
+    let now = state.core.clock.now();
+    let pending = loaded.session.pending(id).cloned().ok_or(Failure::Expired)?;
+    let client = state.clients.get(&pending.request.client_id).await.map_err(unavailable)?;
+    let client = match client.as_ref().map(|e| &e.0).filter(|c| c.status == ClientStatus::Active) {
+        Some(c) => c.clone(),
+        None => {
+            // Suspended or deleted while the person was signing in: the redirect URI is no
+            // longer one we can vouch for.
+            loaded.session.remove_pending(id);
+            session::save(state, loaded, secure).await.map_err(unavailable)?;
+            return Ok(pages::error_page_plain(actix_web::http::StatusCode::BAD_REQUEST, BAD_LINK));
+        }
+    };
+    let user = match &loaded.session.auth {
+        Some(a) => {
+            let uid = a.user_id.clone();
+            state.core.db.run(move |c| users::find(c, &uid)).await.map_err(unavailable)?
+        }
+        None => None,
+    };
+    let standing = standing_login(loaded.session.auth.as_ref(), user.as_ref()).cloned();
+    if standing.is_none() && loaded.session.auth.is_some() {
+        // The login no longer stands: forget it so the login page starts clean.
+        loaded.session.auth = None;
+    }
+    let consented = match (&standing, client.registration.first_party) {
+        (Some(a), false) => {
+            let (uid, cid) = (a.user_id.clone(), client.id.clone());
+            state.core.db.run(move |c| consents::granted(c, &uid, &cid)).await.map_err(unavailable)?
+        }
+        _ => Vec::new(),
+    };
+    let next = next_step(
+        &pending,
+        standing.as_ref(),
+        user.as_ref(),
+        &consented,
+        client.registration.first_party,
+        now.timestamp(),
+    );
+    let r = &pending.request;
+    let page = |path: &str| see_other(&format!("{path}?request={id}"));
+    let resp = match next {
+        Next::Login => page("/login"),
+        Next::ChangePassword => page("/login/password"),
+        Next::Consent => page("/consent"),
+        Next::Fail(e) => {
+            loaded.session.remove_pending(id);
+            error_redirect(issuer, &r.redirect_uri, r.state.as_deref(), &e)
+        }
+        Next::Issue => {
+            let Some(a) = standing else { return Err(Failure::Expired) };
+            let grant = CodeGrant {
+                client_id: client.id.clone(),
+                redirect_uri: r.redirect_uri.clone(),
+                code_challenge: r.code_challenge.clone(),
+                user_id: a.user_id.clone(),
+                sid: a.sid.clone(),
+                scope: Scope::join(&r.scope),
+                nonce: r.nonce.clone(),
+                auth_time_us: a.auth_time_us,
+                amr: a.amr.clone(),
+                acr: a.acr.clone(),
+            };
+            let code = code::issue(state, &grant).await.map_err(unavailable)?;
+            loaded.session.remove_pending(id);
+            let mut params = vec![("code", code.as_str())];
+            if let Some(s) = &r.state {
+                params.push(("state", s));
+            }
+            params.push(("iss", issuer.issuer.as_str()));
+            see_other(&with_query(&r.redirect_uri, &params))
+        }
+    };
+    let cookie = session::save(state, loaded, secure).await.map_err(unavailable)?;
+    let mut resp = resp;
+    resp.add_cookie(&cookie).map_err(unavailable)?;
+    Ok(resp)
+}
+
+/// Marks the pending request `id` consented (the consent page's approval).
+pub fn mark_consented(s: &mut BrowserSession, id: &str) -> bool {
+    match s.pending_mut(id) {
+        Some(p) => {
+            p.consented = true;
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,256 @@
+use chrono::{DateTime, Utc};
+
+use super::*;
+use crate::domain::{
+    AuthMethod, ClientCategory, ClientRegistration, ClientType, RedirectUri, UserId, Username,
+};
+
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const REDIRECT: &str = "https://app.example/cb";
+
+fn t(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap()
+}
+
+fn client() -> Client {
+    Client {
+        id: ClientId::from_string("app".into()),
+        registration: ClientRegistration {
+            name: "App".into(),
+            category: ClientCategory::Government,
+            client_type: ClientType::Public,
+            token_endpoint_auth_method: AuthMethod::None,
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            scopes: Scope::parse_list("registry.read").unwrap(),
+            redirect_uris: vec![RedirectUri::parse(REDIRECT).unwrap()],
+            post_logout_redirect_uris: vec![],
+            jwks: None,
+            access_token_ttl_secs: 300,
+            refresh_token_ttl_secs: 3600,
+            first_party: false,
+            can_introspect: false,
+        },
+        status: ClientStatus::Active,
+        has_secret: false,
+        secret_rotated_at: None,
+        tokens_valid_after: t(0),
+        created_at: t(0),
+        updated_at: t(0),
+    }
+}
+
+fn form(extra: &str) -> Form {
+    let base = format!(
+        "client_id=app&redirect_uri={}&response_type=code&scope=openid+registry.read&state=xyz\
+         &code_challenge={CHALLENGE}&code_challenge_method=S256",
+        form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+    );
+    Form::parse(format!("{base}{extra}").as_bytes()).unwrap()
+}
+
+fn parse(f: &Form) -> Result<AuthorizationRequest, Rejection> {
+    let c = client();
+    let (c, uri) = verify_client(f, Some(&c)).map(|(c, u)| (c.clone(), u))?;
+    parse_request(f, &c, uri)
+}
+
+fn redirected_error(r: Result<AuthorizationRequest, Rejection>) -> &'static str {
+    match r {
+        Err(Rejection::Redirect { error, state, .. }) => {
+            assert_eq!(state.as_deref(), Some("xyz"), "state goes back with every redirected error");
+            error.error
+        }
+        other => panic!("expected a redirected error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_good_request_parses_and_keeps_only_allowed_scopes() {
+    let r = parse(&form("&scope_extra=1")).unwrap();
+    assert_eq!(r.scope, Scope::parse_list("openid registry.read").unwrap());
+    assert_eq!(r.code_challenge, CHALLENGE);
+    assert_eq!(r.state.as_deref(), Some("xyz"));
+}
+
+#[test]
+fn an_unknown_client_or_unregistered_redirect_uri_never_redirects() {
+    let f = form("");
+    assert!(matches!(verify_client(&f, None), Err(Rejection::Page(_))));
+    let mut suspended = client();
+    suspended.status = ClientStatus::Suspended;
+    assert!(matches!(verify_client(&f, Some(&suspended)), Err(Rejection::Page(_))));
+    for evil in ["https://evil.example/cb", "https://app.example/cb/../x", "https://app.example/cb?x=1"] {
+        let q = format!(
+            "client_id=app&response_type=code&redirect_uri={}",
+            form_urlencoded::byte_serialize(evil.as_bytes()).collect::<String>()
+        );
+        let f = Form::parse(q.as_bytes()).unwrap();
+        assert!(matches!(verify_client(&f, Some(&client())), Err(Rejection::Page(_))), "{evil}");
+    }
+    let f = Form::parse(b"client_id=app&response_type=code").unwrap();
+    assert!(
+        matches!(verify_client(&f, Some(&client())), Err(Rejection::Page(_))),
+        "redirect_uri is required"
+    );
+}
+
+#[test]
+fn pkce_s256_is_required_and_plain_refused() {
+    let without = Form::parse(
+        format!(
+            "client_id=app&redirect_uri={}&response_type=code&scope=openid&state=xyz",
+            form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(redirected_error(parse(&without)), "invalid_request");
+    let plain = Form::parse(
+        format!(
+            "client_id=app&redirect_uri={}&response_type=code&scope=openid&state=xyz&code_challenge={CHALLENGE}\
+             &code_challenge_method=plain",
+            form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(redirected_error(parse(&plain)), "invalid_request");
+}
+
+#[test]
+fn protocol_errors_are_redirected_with_their_codes() {
+    assert_eq!(redirected_error(parse(&form("&prompt=none+login"))), "invalid_request");
+    assert_eq!(redirected_error(parse(&form("&prompt=select_account"))), "invalid_request");
+    assert_eq!(redirected_error(parse(&form("&max_age=-1"))), "invalid_request");
+    assert_eq!(redirected_error(parse(&form("&request=eyJ"))), "request_not_supported");
+    assert_eq!(redirected_error(parse(&form("&response_mode=fragment"))), "invalid_request");
+    let token = form("").get("redirect_uri").map(|_| ()).map(|_| {
+        Form::parse(
+            format!(
+                "client_id=app&redirect_uri={}&response_type=token&state=xyz",
+                form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    });
+    assert_eq!(redirected_error(parse(&token.unwrap())), "unsupported_response_type");
+    let mut no_code = client();
+    no_code.registration.grant_types = vec![GrantType::ClientCredentials];
+    let f = form("");
+    let (c, uri) = verify_client(&f, Some(&no_code)).unwrap();
+    assert_eq!(redirected_error(parse_request(&f, c, uri)), "unauthorized_client");
+}
+
+#[test]
+fn a_scope_entirely_outside_the_client_is_invalid_scope() {
+    let f = Form::parse(
+        format!(
+            "client_id=app&redirect_uri={}&response_type=code&scope=registry.admin&state=xyz\
+             &code_challenge={CHALLENGE}&code_challenge_method=S256",
+            form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(redirected_error(parse(&f)), "invalid_scope");
+}
+
+fn user(must_change: bool) -> User {
+    User {
+        id: UserId::from_string("u1".into()),
+        username: Username::parse("asha").unwrap(),
+        display_name: "Asha".into(),
+        phone: None,
+        email: None,
+        org_unit_id: None,
+        status: UserStatus::Active,
+        has_password: true,
+        password_changed_at: None,
+        must_change_password: must_change,
+        tokens_valid_after: t(100),
+        failed_logins: 0,
+        locked_until: None,
+        created_at: t(0),
+        updated_at: t(0),
+    }
+}
+
+fn auth(at: i64) -> Authenticated {
+    Authenticated {
+        user_id: UserId::from_string("u1".into()),
+        sid: "s".into(),
+        auth_time_us: at * 1_000_000,
+        amr: vec!["pwd".into()],
+        acr: "a".into(),
+    }
+}
+
+fn pending(extra: &str, created_at: i64) -> Pending {
+    Pending { id: "p".into(), created_at, request: parse(&form(extra)).unwrap(), consented: false }
+}
+
+#[test]
+fn the_next_step_follows_login_freshness_password_change_and_consent() {
+    let all = Scope::parse_list("openid registry.read").unwrap();
+    let u = user(false);
+    // No login: the login page, or login_required for prompt=none.
+    assert_eq!(next_step(&pending("", 500), None, None, &all, false, 500), Next::Login);
+    assert!(matches!(
+        next_step(&pending("&prompt=none", 500), None, None, &all, false, 500),
+        Next::Fail(RedirectError { error: "login_required", .. })
+    ));
+    // A standing login with consent given: issue.
+    assert_eq!(next_step(&pending("", 500), Some(&auth(200)), Some(&u), &all, false, 500), Next::Issue);
+    // prompt=login: a login from before the request does not count; one after it does.
+    assert_eq!(
+        next_step(&pending("&prompt=login", 500), Some(&auth(200)), Some(&u), &all, false, 500),
+        Next::Login
+    );
+    assert_eq!(
+        next_step(&pending("&prompt=login", 500), Some(&auth(500)), Some(&u), &all, false, 501),
+        Next::Issue
+    );
+    // max_age: too old a login must be repeated.
+    assert_eq!(
+        next_step(&pending("&max_age=60", 500), Some(&auth(200)), Some(&u), &all, false, 500),
+        Next::Login
+    );
+    assert_eq!(
+        next_step(&pending("&max_age=600", 500), Some(&auth(200)), Some(&u), &all, false, 500),
+        Next::Issue
+    );
+    // A required password change comes before anything is issued.
+    assert_eq!(
+        next_step(&pending("", 500), Some(&auth(200)), Some(&user(true)), &all, false, 500),
+        Next::ChangePassword
+    );
+    // Consent: asked for scopes not yet agreed, skipped for first-party clients.
+    assert_eq!(next_step(&pending("", 500), Some(&auth(200)), Some(&u), &[], false, 500), Next::Consent);
+    assert_eq!(next_step(&pending("", 500), Some(&auth(200)), Some(&u), &[], true, 500), Next::Issue);
+    assert!(matches!(
+        next_step(&pending("&prompt=none", 500), Some(&auth(200)), Some(&u), &[], false, 500),
+        Next::Fail(RedirectError { error: "consent_required", .. })
+    ));
+    let mut asked = pending("&prompt=consent", 500);
+    assert_eq!(next_step(&asked, Some(&auth(200)), Some(&u), &all, false, 500), Next::Consent);
+    asked.consented = true;
+    assert_eq!(next_step(&asked, Some(&auth(200)), Some(&u), &all, false, 500), Next::Issue);
+}
+
+#[test]
+fn a_login_stands_only_while_the_account_is_active_and_not_cut_off() {
+    let u = user(false);
+    assert!(standing_login(Some(&auth(200)), Some(&u)).is_some());
+    assert!(standing_login(Some(&auth(99)), Some(&u)).is_none(), "cut off after the login");
+    let mut disabled = user(false);
+    disabled.status = UserStatus::Disabled;
+    assert!(standing_login(Some(&auth(200)), Some(&disabled)).is_none());
+    assert!(standing_login(Some(&auth(200)), None).is_none());
+}
+
+#[test]
+fn query_parameters_are_appended_encoded() {
+    assert_eq!(with_query("https://a/cb", &[("code", "x y")]), "https://a/cb?code=x+y");
+    assert_eq!(with_query("https://a/cb?k=1", &[("state", "&")]), "https://a/cb?k=1&state=%26");
+}

@@ -1,0 +1,61 @@
+//! Revoking what was issued: one access token (its jti goes on the shared revocation list
+//! until the token would have expired), a refresh-token family with the access tokens issued
+//! alongside it, or a whole login (`sid`).
+
+use std::time::Duration;
+
+use super::error::{OAuthError, OAuthErrorCode};
+use super::introspect::revoked_key;
+use crate::state::AppState;
+use crate::store::refresh_tokens::{self, AccessRef};
+
+fn unavailable<E: std::fmt::Debug>(e: E) -> OAuthError {
+    tracing::error!(error = ?e, "could not store a revocation");
+    OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "Try again shortly.")
+}
+
+/// Puts the access token `jti` (expiring at `exp`, seconds) on the revocation list. This
+/// instance sees it at once; others within their "not revoked" reuse window.
+pub async fn revoke_jti(state: &AppState, jti: &str, exp: i64) -> Result<(), OAuthError> {
+    let now = state.core.clock.now().timestamp();
+    if exp <= now {
+        return Ok(());
+    }
+    let ttl = Duration::from_secs(u64::try_from(exp - now).unwrap_or(0) + 60);
+    state.sessions.put(&revoked_key(jti), b"1", ttl).await.map_err(unavailable)?;
+    state.verified.mark_revoked(jti, exp);
+    Ok(())
+}
+
+async fn revoke_all(state: &AppState, access: Vec<AccessRef>) -> Result<usize, OAuthError> {
+    let n = access.len();
+    for (jti, exp) in access {
+        revoke_jti(state, &jti, exp.timestamp()).await?;
+    }
+    Ok(n)
+}
+
+/// Revokes every refresh token of `family_id` and the unexpired access tokens issued with
+/// them. Returns how many access tokens were revoked.
+pub async fn revoke_family(state: &AppState, family_id: &str) -> Result<usize, OAuthError> {
+    let now = state.core.clock.now();
+    let family = family_id.to_owned();
+    let access = state
+        .core
+        .db
+        .run(move |c| refresh_tokens::revoke_family(c, &family, now))
+        .await
+        .map_err(unavailable)?;
+    revoke_all(state, access).await
+}
+
+/// Ends the login `sid`: its liveness record goes (so every token carrying it is inactive at
+/// once), its refresh tokens are revoked and their access tokens listed.
+pub async fn end_login(state: &AppState, sid: &str) -> Result<(), OAuthError> {
+    crate::login::session::end_sid(state, sid).await.map_err(unavailable)?;
+    let now = state.core.clock.now();
+    let s = sid.to_owned();
+    let access =
+        state.core.db.run(move |c| refresh_tokens::revoke_session(c, &s, now)).await.map_err(unavailable)?;
+    revoke_all(state, access).await.map(|_| ())
+}
