@@ -73,6 +73,13 @@ async fn repeated_failures_lock_the_account_even_for_the_right_password() {
         let r = browser.submit_login(page, "asha", "guess guess guess").await;
         assert_eq!(r.status(), 200);
     }
+    // Failures are counted off the response path (so a known account answers as fast as an
+    // unknown one): wait until the fifth has landed.
+    let start = std::time::Instant::now();
+    while find_user(&app, "asha").await.failed_logins < 5 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "the failures were never counted");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let page = login_page(&browser, &url(&app, &c)).await;
     let r = browser.submit_login(page, "asha", PASSWORD).await;
     assert_eq!(r.status(), 200, "the right password is refused while locked");
@@ -240,4 +247,24 @@ async fn the_session_cookie_is_http_only_lax_and_renewed_at_login_and_pages_are_
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn authorize_accepts_a_form_post_as_well_as_get() {
+    let app = spawn_app().await;
+    let c = field_app(&app).await;
+    let (_, challenge) = pkce();
+    let url = authorize_url(&app, &c.id, REDIRECT, "openid", &challenge, &[]);
+    let query = url.split_once('?').unwrap().1.to_owned();
+    let browser = Browser::new(&app);
+    let r = browser
+        .http
+        .post(format!("{}/authorize", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(query)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).starts_with("/login?request="));
 }

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use pramaan_integration_tests::browser::{
-    Browser, PASSWORD, REDIRECT, Registered, authorize_url, code_for, create_user, disable_user, location,
-    pkce, post_form, public_client, query_param, register_client,
+    Browser, PASSWORD, REDIRECT, Registered, authorize_url, code_for, create_user, disable_user, hidden,
+    location, pkce, post_form, public_client, query_param, register_client,
 };
 use pramaan_integration_tests::{TestApp, spawn_app, spawn_app_with};
 use serde_json::Value;
@@ -147,10 +147,12 @@ async fn pkce_redirect_uri_and_client_binding_are_enforced_at_the_token_endpoint
     let (code, verifier) = code_for(&app, &browser, &c.id, REDIRECT, scope, "asha", PASSWORD).await;
     let (status, body) = exchange(&app, &c.id, &code, Some(&verifier), "http://127.0.0.1:9/other").await;
     invalid_grant(status, &body);
-    // Another client presenting this client's code.
+    // Another client presenting this client's code is refused without using it up.
     let (code, verifier) = code_for(&app, &browser, &c.id, REDIRECT, scope, "asha", PASSWORD).await;
     let (status, body) = exchange(&app, &other.id, &code, Some(&verifier), REDIRECT).await;
     invalid_grant(status, &body);
+    let (status, body) = exchange(&app, &c.id, &code, Some(&verifier), REDIRECT).await;
+    assert_eq!(status, 200, "the rightful client still redeems it: {body}");
     // An unknown code.
     let (status, body) = exchange(&app, &c.id, "not-a-code", Some(&verifier), REDIRECT).await;
     invalid_grant(status, &body);
@@ -215,6 +217,85 @@ async fn a_refresh_token_is_bound_to_its_client_and_cannot_widen_its_scope() {
     // Neither attempt used it up.
     let (status, body) = refresh(&app, &c.id, r1).await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_narrowed_refresh_narrows_the_access_token_but_not_the_next_refresh_token() {
+    let (app, c, _) = setup().await;
+    let first = signed_in_tokens(&app, &c, "asha").await;
+    let (status, narrow) = post_form(
+        &app,
+        "/token",
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &c.id),
+            ("refresh_token", first["refresh_token"].as_str().unwrap()),
+            ("scope", "openid"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{narrow}");
+    assert_eq!(narrow["scope"], "openid");
+    // RFC 6749 §6: the new refresh token carries the original scope.
+    let (status, wide) = refresh(&app, &c.id, narrow["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{wide}");
+    assert_eq!(wide["scope"], "openid registry.read");
+}
+
+#[tokio::test]
+async fn an_ended_login_is_never_revived_by_signing_in_again() {
+    let (app, c, reg) = setup().await;
+    let browser = Browser::new(&app);
+    let (code, verifier) = code_for(&app, &browser, &c.id, REDIRECT, "openid", "asha", PASSWORD).await;
+    let (_, tokens) = exchange(&app, &c.id, &code, Some(&verifier), REDIRECT).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let sid = jsonwebtoken::dangerous::insecure_decode::<Value>(access).unwrap().claims["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The login ends elsewhere (another device's logout, an administrator).
+    pramaan_server::oidc::revocation::end_login(&app.state, &sid).await.unwrap();
+    assert!(!active(&app, &reg, access).await);
+    // This browser is asked to sign in again instead of getting codes that cannot be used.
+    let (_, challenge) = pkce();
+    let url = authorize_url(&app, &c.id, REDIRECT, "openid", &challenge, &[]);
+    let page = browser.follow(browser.get(&url).await).await;
+    assert_eq!(page.url().path(), "/login");
+    let back = browser.submit_login(page, "asha", PASSWORD).await;
+    assert!(browser.follow(back).await.status().is_redirection());
+    assert!(!active(&app, &reg, access).await, "the old login's token stays dead");
+}
+
+#[tokio::test]
+async fn logout_asks_first_unless_the_hint_names_this_browsers_login() {
+    let (app, c, reg) = setup().await;
+    let phone = Browser::new(&app);
+    let (code, verifier) = code_for(&app, &phone, &c.id, REDIRECT, "openid", "asha", PASSWORD).await;
+    let (_, tokens) = exchange(&app, &c.id, &code, Some(&verifier), REDIRECT).await;
+    let (access, hint) = (tokens["access_token"].as_str().unwrap(), tokens["id_token"].as_str().unwrap());
+    // Another browser holding the ID token (a link on a hostile page) gets a question, not a
+    // logout.
+    let other = Browser::new(&app);
+    let asked = other.get(&format!("/logout?id_token_hint={hint}")).await;
+    assert_eq!(asked.status(), 200);
+    let html = asked.text().await.unwrap();
+    assert!(html.contains("Do you want to sign out"));
+    assert!(active(&app, &reg, access).await, "nothing ended without confirmation");
+    // A cross-site POST without the confirmation continues as a GET.
+    let posted = other.post("/logout", &[("id_token_hint", hint)]).await;
+    assert_eq!(posted.status(), 303);
+    assert!(location(&posted).starts_with("/logout?id_token_hint="));
+    assert!(active(&app, &reg, access).await);
+    // Confirmed, it ends.
+    let confirmed = other
+        .post(
+            "/logout",
+            &[("csrf", &hidden(&html, "csrf").unwrap()), ("confirm", "yes"), ("id_token_hint", hint)],
+        )
+        .await;
+    assert_eq!(confirmed.status(), 200);
+    assert!(!active(&app, &reg, access).await);
 }
 
 #[tokio::test]

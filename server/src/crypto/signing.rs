@@ -214,7 +214,7 @@ impl SigningKey {
     }
 
     /// A compact JWS (RFC 7515 §7.1) over `claims` with header `{alg, typ, kid}`.
-    pub fn sign_jwt(&self, typ: &str, claims: &serde_json::Value) -> Result<String, SigningError> {
+    pub fn sign_jwt<C: Serialize + ?Sized>(&self, typ: &str, claims: &C) -> Result<String, SigningError> {
         #[derive(Serialize)]
         struct Header<'a> {
             alg: &'a str,

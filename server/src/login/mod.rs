@@ -132,5 +132,12 @@ async fn signed_in_user(
         tracing::error!(error = ?e, "user lookup failed");
         pages::unavailable_plain()
     })?;
-    Ok(crate::oidc::authorize::standing_login(Some(a), user.as_ref()).and(user))
+    if crate::oidc::authorize::standing_login(Some(a), user.as_ref()).is_none() {
+        return Ok(None);
+    }
+    let alive = session::sid_alive(state, a).await.map_err(|e| {
+        tracing::error!(error = ?e, "session store unavailable");
+        pages::unavailable_plain()
+    })?;
+    Ok(if alive { user } else { None })
 }

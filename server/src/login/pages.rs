@@ -122,6 +122,7 @@ pub struct ConsentPage<'a> {
 pub struct LogoutPage<'a> {
     pub t: &'a Text,
     pub csrf: &'a str,
+    pub id_token_hint: Option<&'a str>,
     pub post_logout_redirect_uri: Option<&'a str>,
     pub state: Option<&'a str>,
     pub client_id: Option<&'a str>,

@@ -116,9 +116,11 @@ pub enum LoginAttempt {
 }
 
 /// The password step of the login page, with lockout: the same argon2 work for every
-/// attempt; while an account is locked its password is not considered and attempts do not
-/// count; a wrong password counts, and at the threshold locks the account for a growing
-/// time; a success clears the count.
+/// attempt; a wrong password counts (off the response path, so an existing account answers
+/// no slower than an unknown one) and at the threshold locks the account for a growing
+/// time; a right password succeeds only if, at that moment, the account is not locked — one
+/// atomic statement, so parallel guesses cannot slip past a lock set meanwhile — and clears
+/// the count. Attempts while locked do not count, so guessing cannot extend a lock forever.
 pub async fn attempt_login(
     core: &Core,
     username: &str,
@@ -129,41 +131,56 @@ pub async fn attempt_login(
         return Ok(LoginAttempt::Refused { user: None, why: Refusal::UnknownUser });
     };
     let now = core.clock.now();
-    if user.locked_until.is_some_and(|t| t > now) {
-        return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Locked });
-    }
+    let locked = user.locked_until.is_some_and(|t| t > now);
     if user.status != UserStatus::Active {
         return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Disabled });
     }
     let id = user.id.clone();
     match verdict {
         Verification::Invalid => {
-            let settings = core.settings.login.clone();
-            core.db
-                .run(move |c| {
-                    crate::store::write_transaction(c, |c| {
-                        let failures = users::count_failed_login(c, &id)?;
-                        let lock = super::lockout::lock_for(u32::try_from(failures).unwrap_or(0), &settings);
-                        if let Some(d) = lock {
-                            let until =
-                                now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1));
-                            users::set_locked_until(c, &id, Some(until))?;
-                        }
-                        Ok(())
-                    })
-                })
-                .await?;
-            let why = if had_hash { Refusal::WrongPassword } else { Refusal::NoPassword };
+            if !locked {
+                let (core, settings) = (core.clone(), core.settings.login.clone());
+                tokio::spawn(async move {
+                    let counted = core.db.run(move |c| count_failure(c, &id, now, &settings)).await;
+                    if let Err(e) = counted {
+                        tracing::error!(error = ?e, "could not count a failed login");
+                    }
+                });
+            }
+            let why = match (locked, had_hash) {
+                (true, _) => Refusal::Locked,
+                (false, true) => Refusal::WrongPassword,
+                (false, false) => Refusal::NoPassword,
+            };
             Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why })
         }
         Verification::Valid { needs_rehash } => {
+            if !core.db.run(move |c| users::claim_login(c, &id, now)).await? {
+                return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Locked });
+            }
             if needs_rehash {
                 upgrade_hash(core, &user, password).await?;
             }
-            core.db.run(move |c| users::clear_failed_logins(c, &id)).await?;
             Ok(LoginAttempt::Success(Box::new(user)))
         }
     }
+}
+
+/// Counts a wrong password unless the account is locked, and locks it at the threshold.
+fn count_failure(
+    c: &mut crate::store::AnyConnection,
+    id: &crate::domain::UserId,
+    now: chrono::DateTime<chrono::Utc>,
+    settings: &crate::config::LoginSettings,
+) -> Result<(), crate::store::DbError> {
+    crate::store::write_transaction(c, |c| {
+        let Some(failures) = users::count_failed_login(c, id, now)? else { return Ok(()) };
+        if let Some(d) = super::lockout::lock_for(u32::try_from(failures).unwrap_or(0), settings) {
+            let until = now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1));
+            users::set_locked_until(c, id, Some(until))?;
+        }
+        Ok(())
+    })
 }
 
 /// Whether `password` is the account's current one (the "not the current password" rule).

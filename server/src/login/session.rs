@@ -77,10 +77,18 @@ impl BrowserSession {
         self.pending.retain(|p| p.id != id);
     }
 
-    /// Drops requests older than `ttl_secs`.
-    pub fn expire_pending(&mut self, now: i64, ttl_secs: i64) {
-        self.pending.retain(|p| now - p.created_at <= ttl_secs);
+    /// Drops requests that arrived more than `ttl_us` microseconds before `now_us`.
+    pub fn expire_pending(&mut self, now_us: i64, ttl_us: i64) {
+        self.pending.retain(|p| now_us - p.created_at_us <= ttl_us);
     }
+}
+
+/// Drops the session's pending requests older than `login.pending_ttl_secs`: a request
+/// left open for hours must not be finishable with its old `state`.
+pub fn expire_pending(state: &AppState, s: &mut BrowserSession) {
+    let ttl_us =
+        i64::try_from(state.core.settings.login.pending_ttl_secs).unwrap_or(i64::MAX / 2_000_000) * 1_000_000;
+    s.expire_pending(state.core.clock.now().timestamp_micros(), ttl_us);
 }
 
 /// The cookie's name for an issuer.
@@ -115,6 +123,8 @@ pub async fn load(state: &AppState, req: &HttpRequest, secure: bool) -> Result<L
             && let Some(bytes) = state.sessions.get(&store_key(state, &id)).await?
             && let Ok(session) = serde_json::from_slice::<BrowserSession>(&bytes)
         {
+            let mut session = session;
+            expire_pending(state, &mut session);
             return Ok(Loaded { id: Some(id), session });
         }
     }
@@ -218,7 +228,60 @@ pub async fn sid_record(state: &AppState, sid: &str) -> Result<Option<SidRecord>
     Ok(state.sessions.get(&sid_key(sid)).await?.and_then(|b| serde_json::from_slice(&b).ok()))
 }
 
+/// Whether the login `a` still has its liveness record (logout elsewhere, an expired login
+/// and "sign out everywhere" remove it).
+pub async fn sid_alive(state: &AppState, a: &Authenticated) -> Result<bool, StoreError> {
+    Ok(sid_record(state, &a.sid).await?.is_some_and(|r| r.user_id == a.user_id))
+}
+
 /// Ends the login `sid` (its tokens become inactive at once).
 pub async fn end_sid(state: &AppState, sid: &str) -> Result<(), StoreError> {
     state.sessions.delete(&sid_key(sid)).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oidc::authorize::{AuthorizationRequest, Prompt};
+
+    fn pending(id: &str, created_at_us: i64) -> Pending {
+        Pending {
+            id: id.into(),
+            created_at_us,
+            request: AuthorizationRequest {
+                client_id: crate::domain::ClientId::from_string("c".into()),
+                redirect_uri: "https://a/cb".into(),
+                scope: vec![],
+                state: None,
+                nonce: None,
+                code_challenge: "x".into(),
+                prompt: Prompt::default(),
+                max_age: None,
+                login_hint: None,
+            },
+            consented: false,
+        }
+    }
+
+    #[test]
+    fn old_pending_requests_expire_and_at_most_five_are_kept() {
+        let mut s = BrowserSession::fresh();
+        for i in 0..7 {
+            s.add_pending(pending(&format!("p{i}"), i * 1_000_000));
+        }
+        assert_eq!(s.pending.len(), 5);
+        assert!(s.pending("p0").is_none() && s.pending("p6").is_some());
+        s.expire_pending(10_000_000, 5_000_000);
+        assert!(s.pending("p4").is_none(), "arrived 6 s before, lifetime 5 s");
+        assert!(s.pending("p5").is_some());
+    }
+
+    #[test]
+    fn csrf_tokens_must_match_exactly() {
+        let s = BrowserSession::fresh();
+        assert!(s.csrf_ok(Some(&s.csrf.clone())));
+        assert!(!s.csrf_ok(None));
+        assert!(!s.csrf_ok(Some("")));
+        assert!(!s.csrf_ok(Some(&format!("{}x", s.csrf))));
+    }
 }

@@ -116,19 +116,31 @@ async fn submit(
         LoginAttempt::Success(user) => user,
     };
     let now_us = state.core.clock.now().timestamp_micros();
-    // The same person signing in again keeps their session id (`sid`); someone else ends the
-    // previous person's login in this browser.
+    // The same person signing in again keeps their login (`sid`) while it still stands, so
+    // other applications' tokens of that login live on; its record is never rewritten, so an
+    // ended or cut-off login cannot come back. Otherwise a new login starts, and someone
+    // else's login in this browser ends.
     let sid = match loaded.session.auth.take() {
-        Some(prev) if prev.user_id == user.id => prev.sid,
+        Some(prev) if prev.user_id == user.id => match session::sid_record(&state, &prev.sid).await {
+            Ok(Some(r))
+                if r.user_id == user.id && r.auth_time_us >= user.tokens_valid_after.timestamp_micros() =>
+            {
+                Some(prev.sid)
+            }
+            Ok(_) => None,
+            Err(_) => return pages::unavailable(&req),
+        },
         Some(prev) => {
             if let Err(e) = crate::oidc::revocation::end_login(&state, &prev.sid).await {
                 tracing::error!(error = ?e, "could not end the previous login");
                 return pages::unavailable(&req);
             }
-            crate::crypto::random_token(16)
+            None
         }
-        None => crate::crypto::random_token(16),
+        None => None,
     };
+    let new_login = sid.is_none();
+    let sid = sid.unwrap_or_else(|| crate::crypto::random_token(16));
     let auth = Authenticated {
         user_id: user.id.clone(),
         sid,
@@ -136,7 +148,7 @@ async fn submit(
         amr: vec![AMR_PASSWORD.to_owned()],
         acr: ACR_PASSWORD.to_owned(),
     };
-    if let Err(e) = session::start_sid(&state, &auth).await {
+    if new_login && let Err(e) = session::start_sid(&state, &auth).await {
         tracing::error!(error = ?e, "could not record the login");
         return pages::unavailable(&req);
     }

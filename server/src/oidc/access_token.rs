@@ -68,8 +68,7 @@ pub fn sign(keyring: &KeyRing, claims: &AccessTokenClaims) -> Result<String, OAu
         tracing::error!("no active access-token signing key");
         OAuthError::server_error()
     })?;
-    let value = serde_json::to_value(claims).map_err(|_| OAuthError::server_error())?;
-    key.sign_jwt(ACCESS_TOKEN_TYP, &value).map_err(|e| {
+    key.sign_jwt(ACCESS_TOKEN_TYP, claims).map_err(|e| {
         tracing::error!(error = ?e, "signing an access token failed");
         OAuthError::server_error()
     })

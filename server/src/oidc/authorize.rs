@@ -25,7 +25,10 @@ use crate::state::AppState;
 use crate::store::{consents, users};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/authorize", web::get().to(authorize)).route("/authorize/resume", web::get().to(resume));
+    // OIDC Core §3.1.2.1: GET and POST (form-encoded) alike.
+    cfg.route("/authorize", web::get().to(authorize_get))
+        .route("/authorize", web::post().to(authorize_post))
+        .route("/authorize/resume", web::get().to(resume));
 }
 
 /// Scopes every code-flow client may ask for without registering them (OIDC Core §5.4).
@@ -57,8 +60,8 @@ pub struct AuthorizationRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
     pub id: String,
-    /// Seconds since the epoch, when the request arrived.
-    pub created_at: i64,
+    /// When the request arrived, in microseconds (compared with the login's `auth_time_us`).
+    pub created_at_us: i64,
     pub request: AuthorizationRequest,
     /// The person approved this request on the consent page.
     pub consented: bool,
@@ -231,7 +234,7 @@ pub fn next_step(
     let r = &p.request;
     let fresh_enough = |a: &Authenticated| {
         // A login made after the request arrived satisfies prompt=login and any max_age.
-        let after_request = a.auth_time_secs() >= p.created_at;
+        let after_request = a.auth_time_us >= p.created_at_us;
         let within_max_age = r.max_age.is_none_or(|m| now - a.auth_time_secs() <= m);
         after_request || (!r.prompt.login && within_max_age)
     };
@@ -312,18 +315,36 @@ pub fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
+async fn authorize_get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+) -> HttpResponse {
+    let query = req.query_string().to_owned();
+    authorize(&req, query.as_bytes(), &state, &issuer).await
+}
+
+async fn authorize_post(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+) -> HttpResponse {
+    authorize(&req, &body, &state, &issuer).await
+}
+
 #[tracing::instrument(skip_all, fields(client_id = tracing::field::Empty))]
-async fn authorize(req: HttpRequest, state: web::Data<AppState>, issuer: web::Data<Issuer>) -> HttpResponse {
-    let form = match Form::parse(req.query_string().as_bytes()) {
+async fn authorize(req: &HttpRequest, params: &[u8], state: &AppState, issuer: &Issuer) -> HttpResponse {
+    let form = match Form::parse(params) {
         Ok(f) => f,
-        Err(_) => return pages::error_page(&req, actix_web::http::StatusCode::BAD_REQUEST, BAD_LINK),
+        Err(_) => return pages::error_page(req, actix_web::http::StatusCode::BAD_REQUEST, BAD_LINK),
     };
     let found = match form.get("client_id") {
         Some(id) => match state.clients.get(&ClientId::from_string(id.to_owned())).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = ?e, "client lookup failed");
-                return pages::unavailable(&req);
+                return pages::unavailable(req);
             }
         },
         None => None,
@@ -336,26 +357,26 @@ async fn authorize(req: HttpRequest, state: web::Data<AppState>, issuer: web::Da
     let request = match request {
         Ok(r) => r,
         Err(Rejection::Page(msg)) => {
-            return pages::error_page(&req, actix_web::http::StatusCode::BAD_REQUEST, msg);
+            return pages::error_page(req, actix_web::http::StatusCode::BAD_REQUEST, msg);
         }
         Err(Rejection::Redirect { redirect_uri, state: s, error }) => {
-            return error_redirect(&issuer, &redirect_uri, s.as_deref(), &error);
+            return error_redirect(issuer, &redirect_uri, s.as_deref(), &error);
         }
     };
     let secure = session::secure_issuer(&issuer.issuer);
-    let mut loaded = match session::load(&state, &req, secure).await {
+    let mut loaded = match session::load(state, req, secure).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = ?e, "session store unavailable");
-            return pages::unavailable(&req);
+            return pages::unavailable(req);
         }
     };
-    let now = state.core.clock.now().timestamp();
-    let pending = Pending { id: crate::crypto::random_token(16), created_at: now, request, consented: false };
+    let now_us = state.core.clock.now().timestamp_micros();
+    let pending =
+        Pending { id: crate::crypto::random_token(16), created_at_us: now_us, request, consented: false };
     let id = pending.id.clone();
-    loaded.session.expire_pending(now, state.core.settings.login.pending_ttl_secs as i64);
     loaded.session.add_pending(pending);
-    proceed(&req, &state, &issuer, loaded, &id).await
+    proceed(req, state, issuer, loaded, &id).await
 }
 
 #[derive(Deserialize)]
@@ -434,7 +455,12 @@ async fn decide(
         }
         None => None,
     };
-    let standing = standing_login(loaded.session.auth.as_ref(), user.as_ref()).cloned();
+    let mut standing = standing_login(loaded.session.auth.as_ref(), user.as_ref()).cloned();
+    if let Some(a) = &standing
+        && !crate::login::session::sid_alive(state, a).await.map_err(unavailable)?
+    {
+        standing = None;
+    }
     if standing.is_none() && loaded.session.auth.is_some() {
         // The login no longer stands: forget it so the login page starts clean.
         loaded.session.auth = None;

@@ -209,20 +209,21 @@ fn parse_basic(header: &str) -> Option<(String, String)> {
 pub fn verify(
     digester: &Digester,
     presented: &Presented,
-    found: Option<(Client, Option<String>)>,
-) -> Result<Client, OAuthError> {
+    found: Option<std::sync::Arc<(Client, Option<String>)>>,
+) -> Result<AuthenticatedClient, OAuthError> {
     let secret = match presented {
         Presented::Basic { secret, .. } | Presented::Post { secret, .. } => Some(secret.as_str()),
         Presented::IdOnly { .. } | Presented::Assertion { .. } => None,
     };
-    let Some((client, digest)) = found else {
+    let Some(entry) = found else {
         if let Some(s) = secret {
             let _ = digester.digest(CLIENT_SECRET_PURPOSE, s.as_bytes());
         }
         return Err(OAuthError::invalid_client());
     };
+    let (client, digest) = &*entry;
     let secret_ok = match (secret, digest) {
-        (Some(s), Some(d)) => digester.verify(CLIENT_SECRET_PURPOSE, s.as_bytes(), &d),
+        (Some(s), Some(d)) => digester.verify(CLIENT_SECRET_PURPOSE, s.as_bytes(), d),
         (None, _) => true,
         (Some(s), None) => {
             let _ = digester.digest(CLIENT_SECRET_PURPOSE, s.as_bytes());
@@ -233,7 +234,19 @@ pub fn verify(
     if !(secret_ok && method_ok) || client.status != ClientStatus::Active {
         return Err(OAuthError::invalid_client());
     }
-    Ok(client)
+    Ok(AuthenticatedClient(entry))
+}
+
+/// A client that authenticated this request: the cached entry itself, shared rather than
+/// copied per request (the token endpoint's hot path).
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient(std::sync::Arc<(Client, Option<String>)>);
+
+impl std::ops::Deref for AuthenticatedClient {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.0.0
+    }
 }
 
 /// The id to look up.

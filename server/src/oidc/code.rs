@@ -61,6 +61,15 @@ pub enum Redeemed {
     Unknown,
 }
 
+/// The grant behind `code` without using it up (to check who presents it first).
+pub async fn peek(state: &AppState, code: &str) -> Result<Option<CodeGrant>, StoreError> {
+    if code.len() > 128 {
+        return Ok(None);
+    }
+    let bytes = state.sessions.get(&format!("code:{}", digest(state, code))).await?;
+    Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
 /// Redeems `code`, leaving `used` behind for `remember` so a replay can find the tokens.
 pub async fn redeem(
     state: &AppState,

@@ -1,9 +1,11 @@
 //! RP-Initiated Logout 1.0 (`end_session_endpoint`, GET and POST at `/logout`).
 //!
-//! With a valid `id_token_hint` (signed by us; it may have expired) the login it names ends at
-//! once: its `sid` record goes, so every token carrying it is inactive, and its refresh tokens
-//! are revoked. Without one, the person is asked to confirm (a CSRF-protected form), so a
-//! third-party page cannot sign people out. `post_logout_redirect_uri` is followed only when
+//! With a valid `id_token_hint` (signed by us; it may have expired) naming this browser's login,
+//! that login ends at once: its `sid` record goes, so every token carrying it is inactive, and
+//! its refresh tokens are revoked. Any other request — no hint, or a hint naming another
+//! login — asks the person to confirm (a CSRF-protected form, §2), so a third-party page or
+//! an old ID token cannot sign people out. A POST that is not that confirmation continues as
+//! a GET, which carries the SameSite=Lax session cookie a cross-site POST does not. `post_logout_redirect_uri` is followed only when
 //! it is registered, exactly, for the client the hint (or `client_id`) names; otherwise the
 //! person sees a "signed out" page.
 
@@ -115,49 +117,61 @@ async fn logout(
         }
     };
     let confirmed = posted && form.get("confirm") == Some("yes") && loaded.session.csrf_ok(form.get("csrf"));
-    // Which login ends: the hint's, or (confirmed by the person) this browser's.
-    let sid = match &hint {
-        Some(h) => h.sid.clone(),
-        None if confirmed => loaded.session.auth.as_ref().map(|a| a.sid.clone()),
-        None if loaded.session.auth.is_none() => None,
-        None => {
-            let page = LogoutPage {
-                t: pages::text(None),
-                csrf: &loaded.session.csrf,
-                post_logout_redirect_uri: redirect.as_deref(),
-                state: form.get("state"),
-                client_id: client_id.as_deref(),
-            };
-            return pages::html(StatusCode::OK, page.render());
+    if posted && !confirmed {
+        // A cross-site POST carries no SameSite=Lax cookie, so this browser's login is not
+        // visible here: continue as a same-site GET, which carries it.
+        let params: Vec<(&str, &str)> = ["id_token_hint", "post_logout_redirect_uri", "state", "client_id"]
+            .iter()
+            .filter_map(|k| form.get(k).map(|v| (*k, v)))
+            .collect();
+        return see_other(&with_query("/logout", &params));
+    }
+    let browser_sid = loaded.session.auth.as_ref().map(|a| a.sid.clone());
+    let hint_sid = hint.as_ref().and_then(|h| h.sid.clone());
+    // §2: without the person's confirmation only the login the hint names *in this browser*
+    // ends; anything else (no hint, another login's hint) asks first.
+    let matches_browser = hint_sid.is_some() && hint_sid == browser_sid;
+    let nothing_to_end = hint_sid.is_none() && browser_sid.is_none();
+    if !(confirmed || matches_browser || nothing_to_end) {
+        let mut loaded = loaded;
+        let Ok(cookie) = session::save(state, &mut loaded, secure).await else {
+            return pages::unavailable(req);
+        };
+        let page = LogoutPage {
+            t: pages::text(None),
+            csrf: &loaded.session.csrf,
+            id_token_hint: form.get("id_token_hint"),
+            post_logout_redirect_uri: redirect.as_deref(),
+            state: form.get("state"),
+            client_id: client_id.as_deref(),
+        };
+        let mut resp = pages::html(StatusCode::OK, page.render());
+        let _ = resp.add_cookie(&cookie);
+        return resp;
+    }
+    let mut ended: Vec<String> = Vec::new();
+    for sid in [hint_sid.clone(), browser_sid.clone()].into_iter().flatten() {
+        if !ended.contains(&sid) {
+            ended.push(sid);
         }
-    };
-    if let Some(sid) = &sid {
+    }
+    for sid in &ended {
         if let Err(e) = super::revocation::end_login(state, sid).await {
             tracing::error!(error = ?e, "ending a login failed");
             return pages::unavailable(req);
         }
-        let actor = hint.as_ref().map_or_else(
-            || {
-                loaded
-                    .session
-                    .auth
-                    .as_ref()
-                    .map_or_else(|| "anonymous".to_owned(), |a| format!("user:{}", a.user_id))
-            },
-            |h| format!("user:{}", h.sub),
-        );
+        let actor = match (&hint, &loaded.session.auth) {
+            (Some(h), _) => format!("user:{}", h.sub),
+            (None, Some(a)) => format!("user:{}", a.user_id),
+            (None, None) => "anonymous".to_owned(),
+        };
         let event = AuditEvent::new(actor, "logout", Outcome::Success)
-            .details(serde_json::json!({ "sid": sid, "client_id": client_id }));
+            .details(serde_json::json!({ "sid": sid, "client_id": client_id, "confirmed": confirmed }));
         if let Err(e) = state.core.audit.append(event).await {
             tracing::error!(error = ?e, "auditing a logout failed");
         }
     }
-    // This browser's session goes too when it is the login that ended (or had none).
-    let ends_here = match (&loaded.session.auth, &sid) {
-        (Some(a), Some(s)) => &a.sid == s,
-        _ => true,
-    };
-    let cookie = if ends_here { session::destroy(state, &loaded, secure).await.ok() } else { None };
+    let cookie = session::destroy(state, &loaded, secure).await.ok();
     let mut resp = match redirect {
         Some(uri) => {
             let params: Vec<(&str, &str)> = form.get("state").map(|s| vec![("state", s)]).unwrap_or_default();

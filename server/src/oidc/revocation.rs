@@ -38,6 +38,11 @@ async fn revoke_all(state: &AppState, access: Vec<AccessRef>) -> Result<usize, O
 /// Revokes every refresh token of `family_id` and the unexpired access tokens issued with
 /// them. Returns how many access tokens were revoked.
 pub async fn revoke_family(state: &AppState, family_id: &str) -> Result<usize, OAuthError> {
+    // The mark first, then the rows: a token being issued into this family right now either
+    // is among the rows or sees the mark (see `user_tokens::issue`). Refresh tokens die with
+    // their login, so the mark need not outlive one.
+    let ttl = Duration::from_secs(state.core.settings.login.session_ttl_secs + 60);
+    state.sessions.put(&family_key(family_id), b"1", ttl).await.map_err(unavailable)?;
     let now = state.core.clock.now();
     let family = family_id.to_owned();
     let access = state
@@ -47,6 +52,15 @@ pub async fn revoke_family(state: &AppState, family_id: &str) -> Result<usize, O
         .await
         .map_err(unavailable)?;
     revoke_all(state, access).await
+}
+
+fn family_key(family_id: &str) -> String {
+    format!("family-revoked:{family_id}")
+}
+
+/// Whether `family_id` was revoked.
+pub async fn family_revoked(state: &AppState, family_id: &str) -> Result<bool, OAuthError> {
+    Ok(state.sessions.get(&family_key(family_id)).await.map_err(unavailable)?.is_some())
 }
 
 /// Ends the login `sid`: its liveness record goes (so every token carrying it is inactive at

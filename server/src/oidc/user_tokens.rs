@@ -37,7 +37,10 @@ pub const REFRESH_PURPOSE: &str = "refresh-token";
 #[derive(Debug, Clone)]
 pub struct LoginFacts {
     pub sid: String,
+    /// The scope of the tokens issued now.
     pub scope: String,
+    /// The scope a new refresh token carries (the grant's, §6).
+    pub refresh_scope: String,
     pub nonce: Option<String>,
     pub auth_time_us: i64,
     pub amr: Vec<String>,
@@ -82,8 +85,9 @@ fn internal<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> OAuthEr
     }
 }
 
-/// Issues the token set. `code` is set for the authorization_code grant (its ID token gets
-/// the nonce); `grant` names the grant for the audit trail.
+/// Issues the token set; `grant` names the grant for the audit trail. With `rotate_from`
+/// (the digest of a presented refresh token), that token is used up in the same transaction
+/// that stores its successor; `Ok(None)` means it had been used already (a reuse).
 #[allow(clippy::too_many_arguments)]
 pub async fn issue(
     state: &AppState,
@@ -93,7 +97,8 @@ pub async fn issue(
     facts: &LoginFacts,
     planned: &Planned,
     grant: &'static str,
-) -> Result<TokenResponse, OAuthError> {
+    rotate_from: Option<&str>,
+) -> Result<Option<TokenResponse>, OAuthError> {
     let now = state.core.clock.now();
     let ttl = access_ttl(state, client);
     let scope = (!facts.scope.is_empty()).then(|| facts.scope.clone());
@@ -118,7 +123,10 @@ pub async fn issue(
     } else {
         None
     };
-    let refresh = if client.registration.grant_types.contains(&GrantType::RefreshToken) {
+    // Everything that can fail without side effects is done; now, in one transaction, the
+    // presented refresh token is used up, its successor stored and the issuance audited —
+    // all or nothing, so a failure never burns a token the client must then "reuse".
+    let refresh = client.registration.grant_types.contains(&GrantType::RefreshToken).then(|| {
         let token = crate::crypto::random_token(32);
         let digest = state.core.keys.digester.digest(REFRESH_PURPOSE, token.as_bytes());
         let rttl = i64::from(client.registration.refresh_token_ttl_secs);
@@ -127,7 +135,9 @@ pub async fn issue(
             client_id: client.id.clone(),
             user_id: user.id.clone(),
             sid: facts.sid.clone(),
-            scope: facts.scope.clone(),
+            // RFC 6749 §6: the new refresh token keeps the presented one's scope, even when
+            // this request narrowed the access token's.
+            scope: facts.refresh_scope.clone(),
             nonce: facts.nonce.clone(),
             auth_time: DateTime::<Utc>::from_timestamp_micros(facts.auth_time_us).unwrap_or(now),
             amr: facts.amr.clone(),
@@ -139,16 +149,8 @@ pub async fn issue(
             access_jti: planned.access_jti.clone(),
             access_exp: DateTime::<Utc>::from_timestamp(planned.access_exp, 0).unwrap_or(now),
         };
-        state
-            .core
-            .db
-            .run(move |c| refresh_tokens::insert(c, &digest, &record))
-            .await
-            .map_err(internal("storing a refresh token failed"))?;
-        Some(token)
-    } else {
-        None
-    };
+        (token, digest, record)
+    });
     let event = AuditEvent::new(format!("user:{}", user.username), "token.issue", Outcome::Success)
         .target(format!("client:{}", client.id))
         .details(serde_json::json!({
@@ -158,15 +160,49 @@ pub async fn issue(
             "jti": planned.access_jti,
             "refresh_family": refresh.as_ref().map(|_| planned.family_id.as_str()),
         }));
-    state.core.audit.append(event).await.map_err(internal("auditing a token issuance failed"))?;
-    Ok(TokenResponse {
+    let audit = state.core.audit.clone();
+    let row = refresh.as_ref().map(|(_, d, r)| (d.clone(), r.clone()));
+    let rotate = rotate_from.map(str::to_owned);
+    let stored = state
+        .core
+        .db
+        .run(move |c| {
+            crate::store::write_transaction(c, |c| {
+                if let Some(d) = &rotate
+                    && !refresh_tokens::mark_used(c, d, now)?
+                {
+                    return Ok(false);
+                }
+                if let Some((digest, record)) = &row {
+                    refresh_tokens::insert(c, digest, record)?;
+                }
+                audit.append_with(c, vec![event])?;
+                Ok(true)
+            })
+        })
+        .await
+        .map_err(internal("storing an issuance failed"))?;
+    if !stored {
+        return Ok(None);
+    }
+    // A family revoked while this was being issued (a replayed code, a reused refresh token):
+    // the revoker marks the family before revoking its rows, so either it saw our row or we
+    // see its mark.
+    if refresh.is_some() && super::revocation::family_revoked(state, &planned.family_id).await? {
+        super::revocation::revoke_family(state, &planned.family_id).await?;
+        return Err(OAuthError::new(
+            super::error::OAuthErrorCode::InvalidGrant,
+            "The authorization grant was revoked.",
+        ));
+    }
+    Ok(Some(TokenResponse {
         access_token: access,
         token_type: "Bearer",
         expires_in: planned.access_exp - now.timestamp(),
         scope,
-        refresh_token: refresh,
+        refresh_token: refresh.map(|(t, _, _)| t),
         id_token,
-    })
+    }))
 }
 
 #[allow(clippy::too_many_arguments)]

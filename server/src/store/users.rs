@@ -229,16 +229,27 @@ pub fn set_status(
     find(conn, id)?.ok_or(DbError::NotFound)
 }
 
-/// Counts one more wrong password and returns the new count (one atomic statement, so
-/// parallel attempts never lose a count). `NotFound` for an unknown id.
-pub fn count_failed_login(conn: &mut AnyConnection, id: &UserId) -> Result<i32, DbError> {
-    let n = diesel::update(users::table.find(id.as_str()))
-        .set(users::failed_logins.eq(users::failed_logins + 1))
-        .execute(conn)?;
+/// Counts one more wrong password, unless the account is locked at `now`, and returns the
+/// new count (`None` when locked). One atomic statement, so parallel attempts never lose a
+/// count. `NotFound` for an unknown id.
+pub fn count_failed_login(
+    conn: &mut AnyConnection,
+    id: &UserId,
+    now: DateTime<Utc>,
+) -> Result<Option<i32>, DbError> {
+    let t = to_db_time(now);
+    let n = diesel::update(
+        users::table.find(id.as_str()).filter(users::locked_until.is_null().or(users::locked_until.le(t))),
+    )
+    .set(users::failed_logins.eq(users::failed_logins + 1))
+    .execute(conn)?;
     if n == 0 {
-        return Err(DbError::NotFound);
+        return match find(conn, id)? {
+            Some(_) => Ok(None),
+            None => Err(DbError::NotFound),
+        };
     }
-    Ok(users::table.find(id.as_str()).select(users::failed_logins).first(conn)?)
+    Ok(Some(users::table.find(id.as_str()).select(users::failed_logins).first(conn)?))
 }
 
 /// Locks the account until `until` (or unlocks it with `None`).
@@ -253,16 +264,18 @@ pub fn set_locked_until(
     Ok(())
 }
 
-/// Forgets past failures after a successful login (and any lock, which has passed by then).
-pub fn clear_failed_logins(conn: &mut AnyConnection, id: &UserId) -> Result<(), DbError> {
-    diesel::update(
-        users::table
-            .find(id.as_str())
-            .filter(users::failed_logins.ne(0).or(users::locked_until.is_not_null())),
+/// Admits a login whose password was right: if the account is not locked at `now`, clears
+/// the failure count and any expired lock and returns `true`; if it is locked, changes
+/// nothing and returns `false`. One atomic statement: a lock set by parallel wrong guesses
+/// is seen.
+pub fn claim_login(conn: &mut AnyConnection, id: &UserId, now: DateTime<Utc>) -> Result<bool, DbError> {
+    let t = to_db_time(now);
+    let n = diesel::update(
+        users::table.find(id.as_str()).filter(users::locked_until.is_null().or(users::locked_until.le(t))),
     )
     .set((users::failed_logins.eq(0), users::locked_until.eq(None::<chrono::NaiveDateTime>)))
     .execute(conn)?;
-    Ok(())
+    Ok(n == 1)
 }
 
 /// Stores a new password hash. `changed` says whether the password itself changed (and so

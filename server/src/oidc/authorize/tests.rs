@@ -187,7 +187,12 @@ fn auth(at: i64) -> Authenticated {
 }
 
 fn pending(extra: &str, created_at: i64) -> Pending {
-    Pending { id: "p".into(), created_at, request: parse(&form(extra)).unwrap(), consented: false }
+    Pending {
+        id: "p".into(),
+        created_at_us: created_at * 1_000_000,
+        request: parse(&form(extra)).unwrap(),
+        consented: false,
+    }
 }
 
 #[test]

@@ -59,6 +59,15 @@ pub async fn grant(
         )
         .unwrap_or(3600),
     );
+    // A code presented by another client is refused without using it up, so the client it
+    // was issued to can still redeem it (and no false replay is recorded).
+    let peeked = code::peek(state, code).await.map_err(|e| {
+        tracing::error!(error = ?e, "code store unavailable");
+        OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "Try again shortly.")
+    })?;
+    if peeked.is_some_and(|g| g.client_id != client.id) {
+        return Err(invalid_grant("The authorization code is invalid or has expired."));
+    }
     let redeemed = code::redeem(state, code, &used, remember).await.map_err(|e| {
         tracing::error!(error = ?e, "code store unavailable");
         OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "Try again shortly.")
@@ -102,12 +111,15 @@ pub async fn grant(
     let facts = LoginFacts {
         sid: g.sid.clone(),
         scope: g.scope.clone(),
+        refresh_scope: g.scope.clone(),
         nonce: g.nonce.clone(),
         auth_time_us: g.auth_time_us,
         amr: g.amr.clone(),
         acr: g.acr.clone(),
     };
-    user_tokens::issue(state, issuer, client, &user, &facts, &planned, "authorization_code").await
+    user_tokens::issue(state, issuer, client, &user, &facts, &planned, "authorization_code", None)
+        .await?
+        .ok_or_else(|| invalid_grant("The authorization code is invalid or has expired."))
 }
 
 #[cfg(test)]

@@ -134,7 +134,7 @@ pub async fn authenticated_form(
     payload: web::Payload,
     state: &AppState,
     issuer: &Issuer,
-) -> Result<(Form, crate::domain::Client), OAuthError> {
+) -> Result<(Form, client_auth::AuthenticatedClient), OAuthError> {
     // Read here rather than by the Bytes extractor, whose overflow answer is plain text: an
     // OAuth client must get an RFC 6749 JSON body for every failure.
     let body = match payload.to_bytes_limited(state.core.settings.http.max_body_bytes).await {
@@ -168,13 +168,13 @@ pub async fn authenticate(
     state: &AppState,
     issuer: &Issuer,
     presented: &Presented,
-) -> Result<crate::domain::Client, OAuthError> {
+) -> Result<client_auth::AuthenticatedClient, OAuthError> {
     let id = client_auth::lookup_id(presented);
     let found = state.clients.get(&id).await.map_err(|e| {
         tracing::error!(error = ?e, "client lookup failed");
         OAuthError::server_error()
     })?;
-    let client = client_auth::verify(&state.core.keys.digester, presented, found.map(|e| (*e).clone()))?;
+    let client = client_auth::verify(&state.core.keys.digester, presented, found)?;
     if let Presented::Assertion { assertion, .. } = presented {
         let now = state.core.clock.now().timestamp();
         let (jti, exp) = client_auth::verify_assertion(&client, assertion, &issuer.issuer, now)?;

@@ -69,22 +69,24 @@ pub async fn grant(
     let scope = narrowed_scope(&record.scope, scope)?;
     let auth_time_us = record.auth_time.timestamp_micros();
     let user = user_tokens::standing_user(state, &record.user_id, &record.sid, auth_time_us).await?;
-    let d = digest.clone();
-    if !state.core.db.run(move |c| refresh_tokens::mark_used(c, &d, now)).await.map_err(internal)? {
-        // Another request rotated it between our read and our write: a concurrent reuse.
-        return Err(reuse(state, client, &record.family_id).await);
-    }
     let mut planned = Planned::new(state, client);
     planned.family_id = record.family_id.clone();
     let facts = LoginFacts {
         sid: record.sid.clone(),
         scope,
+        refresh_scope: record.scope.clone(),
         nonce: record.nonce.clone(),
         auth_time_us,
         amr: record.amr.clone(),
         acr: record.acr.clone(),
     };
-    user_tokens::issue(state, issuer, client, &user, &facts, &planned, "refresh_token").await
+    match user_tokens::issue(state, issuer, client, &user, &facts, &planned, "refresh_token", Some(&digest))
+        .await?
+    {
+        Some(tokens) => Ok(tokens),
+        // Another request rotated it between our read and our write: a concurrent reuse.
+        None => Err(reuse(state, client, &record.family_id).await),
+    }
 }
 
 async fn reuse(state: &AppState, client: &Client, family: &str) -> OAuthError {
