@@ -257,3 +257,33 @@ async fn suspension_and_revocation_on_one_instance_reach_the_other_within_a_seco
     assert_eq!(introspect_at(&a, &b.address, &registry, &token).await["active"], false);
     drop(b);
 }
+
+#[tokio::test]
+async fn introspection_reads_revocations_from_the_feed_not_the_store_per_request() {
+    let app = spawn_app().await;
+    let registry = register(&app, &["--introspection"]).await;
+    let partner = register(&app, &[]).await;
+    let token = token_for(&app, &partner).await;
+    let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(&token).unwrap().claims;
+    let jti = claims["jti"].as_str().unwrap();
+    let feed = app.state.verified.feed.clone();
+    let start = Instant::now();
+    while !feed.fresh() {
+        assert!(start.elapsed() < Duration::from_secs(2), "the feed never became fresh");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let store = &app.sessions.store;
+    let key = format!("revoked:jti:{jti}");
+    // An entry written without announcing it is not looked up per request while the feed is
+    // fresh: introspection asks the store nothing on its hot path.
+    store.put(&key, b"1", Duration::from_secs(600)).await.unwrap();
+    assert_eq!(introspect_at(&app, &app.address, &registry, &token).await["active"], true);
+    // Announced as another instance does (index, then counter), it is seen within a poll.
+    store.put_indexed("revoked-jtis", &key, b"1", Duration::from_secs(600)).await.unwrap();
+    store.increment("revoked-gen", Duration::from_secs(3600)).await.unwrap();
+    let announced = Instant::now();
+    while introspect_at(&app, &app.address, &registry, &token).await["active"] == true {
+        assert!(announced.elapsed() < Duration::from_secs(1), "not seen within a second");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -9,6 +9,7 @@ use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName};
 use openssl::x509::{X509, X509NameBuilder};
+use pramaan_integration_tests::browser::{REDIRECT, authorize_url, pkce, public_client};
 use pramaan_integration_tests::spawn_app_with;
 
 fn key() -> PKey<Private> {
@@ -79,4 +80,22 @@ async fn the_server_speaks_https_when_a_certificate_is_configured() {
     let plain = format!("http://127.0.0.1:{}/healthz", app.port);
     let plain_ok = reqwest::Client::new().get(plain).send().await.is_ok_and(|r| r.status().is_success());
     assert!(!plain_ok, "plain HTTP must not be served on the TLS port");
+
+    // On an https issuer the session cookie is __Host- prefixed and Secure.
+    let c = public_client(&app, &[]).await;
+    let (_, challenge) = pkce();
+    let url = authorize_url(&app, &c.id, REDIRECT, "openid", &challenge, &[]);
+    let no_redirects = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca.to_pem().unwrap()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirects.get(url).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("__Host-pramaan="), "{cookie}");
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} missing: {cookie}");
+    }
+    assert!(!cookie.contains("Domain="), "__Host- cookies have no Domain");
 }

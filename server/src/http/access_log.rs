@@ -16,6 +16,11 @@ pub struct AccessLog;
 
 impl RootSpanBuilder for AccessLog {
     fn on_request_start(request: &ServiceRequest) -> Span {
+        // With the log below `info` (the benchmarks, busy production nodes) the span would be
+        // disabled anyway: skip formatting its fields on every request.
+        if !tracing::span_enabled!(tracing::Level::INFO) {
+            return Span::none();
+        }
         let request_id = request.extensions().get::<RequestId>().map(ToString::to_string).unwrap_or_default();
         // X-Forwarded-For only from the proxies named in http.trusted_proxies.
         let forwarded: Vec<&str> =

@@ -26,6 +26,8 @@ pub struct Application {
     issuance_flush: AbortOnDrop,
     /// Polls the revocation epoch.
     epoch_poll: AbortOnDrop,
+    /// Keeps this instance's copy of the revoked-token list.
+    revocation_feed: AbortOnDrop,
     state: AppState,
 }
 
@@ -59,6 +61,7 @@ impl Application {
             )
         }));
         let epoch_poll = AbortOnDrop(state.clients.spawn_poller());
+        let revocation_feed = AbortOnDrop(crate::oidc::revocation_feed::RevocationFeed::spawn(state.clone()));
         let issuer = web::Data::new(Issuer {
             audience: settings.tokens.access_token_audience.clone().unwrap_or_else(|| url.clone()),
             issuer: url.clone(),
@@ -99,7 +102,16 @@ impl Application {
         }
         .map_err(StartError::Bind)?
         .run();
-        Ok(Self { port: bound.port(), url, server, key_refresh, issuance_flush, epoch_poll, state: kept })
+        Ok(Self {
+            port: bound.port(),
+            url,
+            server,
+            key_refresh,
+            issuance_flush,
+            epoch_poll,
+            revocation_feed,
+            state: kept,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -121,6 +133,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let _key_refresh = self.key_refresh;
         let _epoch_poll = self.epoch_poll;
+        let _revocation_feed = self.revocation_feed;
         let result = self.server.await;
         drop(self.issuance_flush);
         // Tallies of the minute in progress would otherwise be lost with the process.

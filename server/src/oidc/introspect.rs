@@ -4,8 +4,10 @@
 //! verified are cached until it expires ([`VerifiedTokens`]): an ES256 verification costs tens
 //! of microseconds, a hash lookup almost nothing. What can change during a token's life — its
 //! jti revoked, its client suspended, its login ended, its user disabled — is never cached
-//! with it: the jti and the login (`sid`) are read from the session store, the user from the
-//! database, the client from the epoch-refreshed [`ClientCache`].
+//! with it: the jti is looked up in this instance's copy of the shared revocation list
+//! ([`revocation_feed`](super::revocation_feed), at most a poll behind) or, when that copy is
+//! not fresh, in the session store; the login (`sid`) is read from the session store, the
+//! user from the database, the client from the epoch-refreshed [`ClientCache`].
 //!
 //! [`ClientCache`]: super::state_cache::ClientCache
 
@@ -53,6 +55,18 @@ pub struct VerifiedTokens {
     unrevoked: Arc<Mutex<HashMap<String, std::time::Instant>>>,
     /// jti → the token's `exp`: known revoked, no need to ask again.
     revoked: Arc<Mutex<HashMap<String, i64>>>,
+    /// This instance's copy of the shared revocation list.
+    pub feed: Arc<super::revocation_feed::RevocationFeed>,
+}
+
+/// Frees a full map on a thread of its own: dropping 100k entries (about a million
+/// allocations) took ~100 ms, which a request's worker must not pay (measured: the p99 of
+/// distinct-token introspection).
+fn free_elsewhere<T: Send + 'static>(full: Option<T>) {
+    if let Some(map) = full {
+        // Should no thread be had, the closure and the map in it are dropped right here.
+        let _ = std::thread::Builder::new().name("free-cache".into()).spawn(move || drop(map));
+    }
 }
 
 impl VerifiedTokens {
@@ -70,7 +84,7 @@ impl VerifiedTokens {
         let full = (map.len() >= MAX_JTIS).then(|| std::mem::take(&mut *map));
         map.insert(jti.to_owned(), std::time::Instant::now());
         drop(map);
-        drop(full);
+        free_elsewhere(full);
     }
 
     fn is_revoked(&self, jti: &str) -> bool {
@@ -84,7 +98,20 @@ impl VerifiedTokens {
         let full = (map.len() >= MAX_JTIS).then(|| std::mem::take(&mut *map));
         map.insert(jti.to_owned(), exp);
         drop(map);
-        drop(full);
+        if full.is_some() {
+            // What was forgotten must be read from the shared list again before the local
+            // copy is trusted.
+            self.feed.resync();
+        }
+        free_elsewhere(full);
+    }
+
+    /// [`mark_revoked`](Self::mark_revoked) for the feed, which knows no expiry: kept until
+    /// the map starts over, by which time the feed has read the list again.
+    pub fn mark_revoked_quietly(&self, jti: &str) {
+        if !self.is_revoked(jti) {
+            self.mark_revoked(jti, i64::MAX);
+        }
     }
 
     fn get(&self, token: &str) -> Option<Arc<AccessTokenClaims>> {
@@ -94,11 +121,11 @@ impl VerifiedTokens {
     fn insert(&self, token: &str, claims: Arc<AccessTokenClaims>) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         // Scanning or freeing 100k entries under the lock stalled every worker for ~190 ms
-        // (measured): swap the full map out and free it after the lock is released.
+        // (measured): swap the full map out and free it elsewhere after the lock is released.
         let full = (map.len() >= MAX_VERIFIED).then(|| std::mem::take(&mut *map));
         map.insert(Self::key(token), claims);
         drop(map);
-        drop(full);
+        free_elsewhere(full);
     }
 }
 
@@ -134,7 +161,8 @@ pub async fn active_claims(
     if state.verified.is_revoked(&claims.jti) {
         return Ok(None);
     }
-    if !state.verified.recently_unrevoked(&claims.jti) {
+    // The local copy of the shared list answers while it is fresh; otherwise the store does.
+    if !state.verified.feed.fresh() && !state.verified.recently_unrevoked(&claims.jti) {
         let revoked = state.sessions.get(&revoked_key(&claims.jti)).await.map_err(|e| {
             // Fail closed: without the revocation list we cannot say a token is active.
             tracing::error!(error = ?e, "revocation list unavailable");

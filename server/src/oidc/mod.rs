@@ -14,6 +14,7 @@ pub mod issuance_log;
 pub mod jwks;
 pub mod keyring;
 pub mod revocation;
+pub mod revocation_feed;
 pub mod revoke;
 pub mod state_cache;
 pub mod token;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::error::{OAuthError, OAuthErrorCode};
 use super::introspect::revoked_key;
+use super::revocation_feed::{REVOKED_GEN, REVOKED_GEN_TTL, REVOKED_INDEX};
 use crate::state::AppState;
 use crate::store::refresh_tokens::{self, AccessRef};
 
@@ -14,15 +15,17 @@ fn unavailable<E: std::fmt::Debug>(e: E) -> OAuthError {
     OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "Try again shortly.")
 }
 
-/// Puts the access token `jti` (expiring at `exp`, seconds) on the revocation list. This
-/// instance sees it at once; others within their "not revoked" reuse window.
+/// Puts the access token `jti` (expiring at `exp`, seconds) on the shared revocation list.
+/// This instance sees it at once; others at their next feed poll (see `revocation_feed`).
 pub async fn revoke_jti(state: &AppState, jti: &str, exp: i64) -> Result<(), OAuthError> {
     let now = state.core.clock.now().timestamp();
     if exp <= now {
         return Ok(());
     }
     let ttl = Duration::from_secs(u64::try_from(exp - now).unwrap_or(0) + 60);
-    state.sessions.put(&revoked_key(jti), b"1", ttl).await.map_err(unavailable)?;
+    state.sessions.put_indexed(REVOKED_INDEX, &revoked_key(jti), b"1", ttl).await.map_err(unavailable)?;
+    // After the entry: an instance that sees the new count finds the entry in the index.
+    state.sessions.increment(REVOKED_GEN, REVOKED_GEN_TTL).await.map_err(unavailable)?;
     state.verified.mark_revoked(jti, exp);
     Ok(())
 }
