@@ -117,6 +117,11 @@ async fn a_replayed_code_is_invalid_grant_and_revokes_every_token_it_issued() {
     assert_eq!(status, 200);
     let access = first["access_token"].as_str().unwrap();
     assert!(active(&app, &reg, access).await);
+    // Another client presenting the leaked, used code is refused and revokes nothing.
+    let other = public_app(&app).await;
+    let (status, body) = exchange(&app, &other.id, &code, Some(&verifier), REDIRECT).await;
+    invalid_grant(status, &body);
+    assert!(active(&app, &reg, access).await, "another client cannot revoke this client's tokens");
     let (status, body) = exchange(&app, &c.id, &code, Some(&verifier), REDIRECT).await;
     invalid_grant(status, &body);
     assert!(!active(&app, &reg, access).await, "the first exchange's access token is revoked");
@@ -287,7 +292,8 @@ async fn logout_asks_first_unless_the_hint_names_this_browsers_login() {
     assert_eq!(posted.status(), 303);
     assert!(location(&posted).starts_with("/logout?id_token_hint="));
     assert!(active(&app, &reg, access).await);
-    // Confirmed, it ends.
+    // Confirmed there, it ends only that browser's own login (it has none): the confirmation
+    // comes from whoever clicked, not from the person the hint names.
     let confirmed = other
         .post(
             "/logout",
@@ -295,6 +301,10 @@ async fn logout_asks_first_unless_the_hint_names_this_browsers_login() {
         )
         .await;
     assert_eq!(confirmed.status(), 200);
+    assert!(active(&app, &reg, access).await, "someone else's ID token ends nothing");
+    // In the person's own browser the hint ends the login at once.
+    let own = phone.get(&format!("/logout?id_token_hint={hint}")).await;
+    assert_eq!(own.status(), 200);
     assert!(!active(&app, &reg, access).await);
 }
 

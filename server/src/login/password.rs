@@ -131,30 +131,29 @@ pub async fn attempt_login(
         return Ok(LoginAttempt::Refused { user: None, why: Refusal::UnknownUser });
     };
     let now = core.clock.now();
-    let locked = user.locked_until.is_some_and(|t| t > now);
+    // Locked: refused whatever the verdict, with no further work either way, so timing tells
+    // a right password from a wrong one no more than the answer does.
+    if user.locked_until.is_some_and(|t| t > now) {
+        return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Locked });
+    }
     if user.status != UserStatus::Active {
         return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Disabled });
     }
     let id = user.id.clone();
     match verdict {
         Verification::Invalid => {
-            if !locked {
-                let (core, settings) = (core.clone(), core.settings.login.clone());
-                tokio::spawn(async move {
-                    let counted = core.db.run(move |c| count_failure(c, &id, now, &settings)).await;
-                    if let Err(e) = counted {
-                        tracing::error!(error = ?e, "could not count a failed login");
-                    }
-                });
-            }
-            let why = match (locked, had_hash) {
-                (true, _) => Refusal::Locked,
-                (false, true) => Refusal::WrongPassword,
-                (false, false) => Refusal::NoPassword,
-            };
+            let (core, settings) = (core.clone(), core.settings.login.clone());
+            tokio::spawn(async move {
+                let counted = core.db.run(move |c| count_failure(c, &id, now, &settings)).await;
+                if let Err(e) = counted {
+                    tracing::error!(error = ?e, "could not count a failed login");
+                }
+            });
+            let why = if had_hash { Refusal::WrongPassword } else { Refusal::NoPassword };
             Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why })
         }
         Verification::Valid { needs_rehash } => {
+            // Locked meanwhile by parallel wrong guesses: the atomic claim sees it.
             if !core.db.run(move |c| users::claim_login(c, &id, now)).await? {
                 return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Locked });
             }

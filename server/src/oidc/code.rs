@@ -32,6 +32,8 @@ pub struct CodeGrant {
 /// The tokens issued from a redeemed code, for revocation on replay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsedCode {
+    /// The client that redeemed it: only its own replay revokes what it got.
+    pub client_id: ClientId,
     pub access_jti: String,
     pub access_exp: i64,
     pub family_id: Option<String>,

@@ -149,12 +149,9 @@ async fn logout(
         let _ = resp.add_cookie(&cookie);
         return resp;
     }
-    let mut ended: Vec<String> = Vec::new();
-    for sid in [hint_sid.clone(), browser_sid.clone()].into_iter().flatten() {
-        if !ended.contains(&sid) {
-            ended.push(sid);
-        }
-    }
+    // Only this browser's login ends: a confirmation comes from whoever clicked, so a hint
+    // naming another login (someone else's ID token) ends nothing.
+    let ended: Vec<String> = browser_sid.clone().into_iter().collect();
     for sid in &ended {
         if let Err(e) = super::revocation::end_login(state, sid).await {
             tracing::error!(error = ?e, "ending a login failed");

@@ -44,7 +44,7 @@ pub fn revoked_key(jti: &str) -> String {
 const UNREVOKED_FOR: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Bound on each of the jti maps below; at the bound a map starts over.
-const MAX_JTIS: usize = 100_000;
+pub const MAX_JTIS: usize = 100_000;
 
 /// Claims of tokens whose signature, `typ` and issuer were checked, by SHA-256 of the token;
 /// and, per jti, what the shared revocation list said lately.

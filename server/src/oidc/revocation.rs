@@ -22,11 +22,13 @@ pub async fn revoke_jti(state: &AppState, jti: &str, exp: i64) -> Result<(), OAu
     if exp <= now {
         return Ok(());
     }
+    // This instance first, whatever happens to the shared list below.
+    state.verified.mark_revoked(jti, exp);
     let ttl = Duration::from_secs(u64::try_from(exp - now).unwrap_or(0) + 60);
     state.sessions.put_indexed(REVOKED_INDEX, &revoked_key(jti), b"1", ttl).await.map_err(unavailable)?;
-    // After the entry: an instance that sees the new count finds the entry in the index.
+    // After the entry: an instance that sees the new count finds the entry in the index. Should
+    // this fail, the caller's retry writes both again.
     state.sessions.increment(REVOKED_GEN, REVOKED_GEN_TTL).await.map_err(unavailable)?;
-    state.verified.mark_revoked(jti, exp);
     Ok(())
 }
 
@@ -44,7 +46,7 @@ pub async fn revoke_family(state: &AppState, family_id: &str) -> Result<usize, O
     // The mark first, then the rows: a token being issued into this family right now either
     // is among the rows or sees the mark (see `user_tokens::issue`). Refresh tokens die with
     // their login, so the mark need not outlive one.
-    let ttl = Duration::from_secs(state.core.settings.login.session_ttl_secs + 60);
+    let ttl = Duration::from_secs(state.core.settings.login.session_ttl_secs.max(FAMILY_MARK_MIN_SECS) + 60);
     state.sessions.put(&family_key(family_id), b"1", ttl).await.map_err(unavailable)?;
     let now = state.core.clock.now();
     let family = family_id.to_owned();
@@ -56,6 +58,10 @@ pub async fn revoke_family(state: &AppState, family_id: &str) -> Result<usize, O
         .map_err(unavailable)?;
     revoke_all(state, access).await
 }
+
+/// A revoked family's mark outlives any refresh token made under a longer session setting
+/// than the current one.
+const FAMILY_MARK_MIN_SECS: u64 = 30 * 86_400;
 
 fn family_key(family_id: &str) -> String {
     format!("family-revoked:{family_id}")

@@ -36,11 +36,19 @@ pub struct RevocationFeed {
     last_ok_ms: AtomicU64,
     /// The counter's value at that poll.
     generation: Mutex<Option<Vec<u8>>>,
+    /// Bumped by [`resync`](Self::resync): a poll that overlapped a reset of the local map
+    /// must not call the copy fresh.
+    resets: AtomicU64,
 }
 
 impl Default for RevocationFeed {
     fn default() -> Self {
-        Self { started: Instant::now(), last_ok_ms: AtomicU64::new(0), generation: Mutex::new(None) }
+        Self {
+            started: Instant::now(),
+            last_ok_ms: AtomicU64::new(0),
+            generation: Mutex::new(None),
+            resets: AtomicU64::new(0),
+        }
     }
 }
 
@@ -56,6 +64,7 @@ impl RevocationFeed {
     /// Distrusts the local copy until the whole list has been read again (the local map of
     /// revoked jtis had to start over).
     pub fn resync(&self) {
+        self.resets.fetch_add(1, Ordering::AcqRel);
         self.last_ok_ms.store(0, Ordering::Release);
         *self.generation.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
@@ -63,17 +72,33 @@ impl RevocationFeed {
     /// Reads the counter and, when it moved, the list.
     pub async fn poll(&self, state: &AppState) -> Result<(), StoreError> {
         let started_ms = self.started.elapsed().as_millis() as u64;
+        let resets = self.resets.load(Ordering::Acquire);
         // The counter is read before the list: a revocation landing in between moves the
         // counter again, so the next poll reads the list again.
         let generation = state.sessions.get(REVOKED_GEN).await?;
         let known = self.generation.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if generation.is_none() || generation != known {
-            for member in state.sessions.index_members(REVOKED_INDEX).await? {
+            let members = state.sessions.index_members(REVOKED_INDEX).await?;
+            let whole = members.len() < super::introspect::MAX_JTIS;
+            for member in &members {
                 if let Some(jti) = member.strip_prefix("revoked:jti:") {
                     state.verified.mark_revoked_quietly(jti);
                 }
             }
+            // More revocations than the local map holds: the copy can never be complete, so
+            // it is never trusted and the store answers per token.
+            if !whole {
+                tracing::warn!(live = members.len(), "revocation list larger than the local copy");
+                self.resync();
+                return Ok(());
+            }
             *self.generation.lock().unwrap_or_else(|p| p.into_inner()) = generation;
+        }
+        // A reset of the local map while this poll ran (it may have dropped what this poll
+        // just added) leaves the copy untrusted until a poll completes without one.
+        if self.resets.load(Ordering::Acquire) != resets {
+            *self.generation.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return Ok(());
         }
         // Fresh from when the poll began, not when it ended.
         self.last_ok_ms.store(started_ms.max(1), Ordering::Release);

@@ -188,12 +188,30 @@ pub async fn issue(
     // A family revoked while this was being issued (a replayed code, a reused refresh token):
     // the revoker marks the family before revoking its rows, so either it saw our row or we
     // see its mark.
-    if refresh.is_some() && super::revocation::family_revoked(state, &planned.family_id).await? {
-        super::revocation::revoke_family(state, &planned.family_id).await?;
-        return Err(OAuthError::new(
-            super::error::OAuthErrorCode::InvalidGrant,
-            "The authorization grant was revoked.",
-        ));
+    if let Some((_, successor, _)) = &refresh {
+        match super::revocation::family_revoked(state, &planned.family_id).await {
+            Ok(false) => {}
+            Ok(true) => {
+                super::revocation::revoke_family(state, &planned.family_id).await?;
+                return Err(OAuthError::new(
+                    super::error::OAuthErrorCode::InvalidGrant,
+                    "The authorization grant was revoked.",
+                ));
+            }
+            Err(e) => {
+                // Unable to tell: hand nothing out, and put things back so the client's retry
+                // is not taken for a reuse.
+                if let Some(presented) = rotate_from {
+                    let (p, n) = (presented.to_owned(), successor.clone());
+                    let undone =
+                        state.core.db.run(move |c| refresh_tokens::undo_rotation(c, &p, &n, now)).await;
+                    if let Err(u) = undone {
+                        tracing::error!(error = ?u, "could not undo a rotation");
+                    }
+                }
+                return Err(e);
+            }
+        }
     }
     Ok(Some(TokenResponse {
         access_token: access,

@@ -118,7 +118,8 @@ pub fn mark_used(conn: &mut AnyConnection, digest: &str, now: DateTime<Utc>) -> 
 pub type AccessRef = (String, DateTime<Utc>);
 
 /// Revokes every token of `family_id` not revoked yet, in one statement, and returns the
-/// still-unexpired access tokens issued with them so the caller revokes those too.
+/// still-unexpired access tokens issued with any of them (revoked before or not), so the
+/// caller revokes those too — and a retry after a partial failure lists them again.
 pub fn revoke_family(
     conn: &mut AnyConnection,
     family_id: &str,
@@ -128,7 +129,6 @@ pub fn revoke_family(
     super::write_transaction(conn, |c| {
         let live: Vec<(String, NaiveDateTime)> = rt::table
             .filter(rt::family_id.eq(family_id))
-            .filter(rt::revoked_at.is_null())
             .filter(rt::access_exp.gt(t))
             .select((rt::access_jti, rt::access_exp))
             .load(c)?;
@@ -154,5 +154,22 @@ pub fn revoke_session(
             access.extend(revoke_family(c, &f, now)?);
         }
         Ok(access)
+    })
+}
+
+/// Undoes a rotation whose tokens could not be handed out: the presented token is usable
+/// again (if this rotation used it at `used_at`) and the successor is gone.
+pub fn undo_rotation(
+    conn: &mut AnyConnection,
+    presented: &str,
+    successor: &str,
+    used_at: DateTime<Utc>,
+) -> Result<(), DbError> {
+    super::write_transaction(conn, |c| {
+        diesel::update(rt::table.find(presented).filter(rt::used_at.eq(to_db_time(used_at))))
+            .set(rt::used_at.eq(None::<NaiveDateTime>))
+            .execute(c)?;
+        diesel::delete(rt::table.find(successor)).execute(c)?;
+        Ok(())
     })
 }

@@ -49,6 +49,7 @@ pub async fn grant(
     }
     let planned = Planned::new(state, client);
     let used = UsedCode {
+        client_id: client.id.clone(),
         access_jti: planned.access_jti.clone(),
         access_exp: planned.access_exp,
         family_id: Some(planned.family_id.clone()),
@@ -77,7 +78,9 @@ pub async fn grant(
         Redeemed::Unknown => return Err(invalid_grant("The authorization code is invalid or has expired.")),
         Redeemed::Replayed(issued) => {
             // §4.1.2: a second use means the code leaked; what it issued is revoked.
-            if let Some(u) = issued {
+            // Another client presenting a leaked, used code must not be able to revoke the
+            // rightful client's tokens.
+            if let Some(u) = issued.filter(|u| u.client_id == client.id) {
                 revocation::revoke_jti(state, &u.access_jti, u.access_exp).await?;
                 if let Some(f) = &u.family_id {
                     revocation::revoke_family(state, f).await?;

@@ -84,8 +84,17 @@ pub async fn grant(
         .await?
     {
         Some(tokens) => Ok(tokens),
-        // Another request rotated it between our read and our write: a concurrent reuse.
-        None => Err(reuse(state, client, &record.family_id).await),
+        None => {
+            // Between our read and our write it was revoked (no reuse: just refused) or
+            // rotated by another request (a concurrent reuse).
+            let d = digest.clone();
+            let now_record =
+                state.core.db.run(move |c| refresh_tokens::find(c, &d)).await.map_err(internal)?;
+            if now_record.is_some_and(|r| r.revoked_at.is_some()) {
+                return Err(invalid_grant());
+            }
+            Err(reuse(state, client, &record.family_id).await)
+        }
     }
 }
 
