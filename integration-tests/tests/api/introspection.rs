@@ -287,3 +287,50 @@ async fn introspection_reads_revocations_from_the_feed_not_the_store_per_request
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_local_map_that_starts_over_during_a_poll_is_read_again_not_trusted() {
+    let app = spawn_app().await;
+    let registry = register(&app, &["--introspection"]).await;
+    let partner = register(&app, &[]).await;
+    let (a, b) = (token_for(&app, &partner).await, token_for(&app, &partner).await);
+    let jti = |t: &str| {
+        jsonwebtoken::dangerous::insecure_decode::<Value>(t).unwrap().claims["jti"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // The local map one short of its bound: the next poll's second entry makes it start over,
+    // dropping the first.
+    for i in 0..(pramaan_server::oidc::introspect::MAX_JTIS - 1) {
+        app.state.verified.mark_revoked(&format!("filler-{i}"), i64::MAX);
+    }
+    let store = &app.sessions.store;
+    for t in [&a, &b] {
+        let key = format!("revoked:jti:{}", jti(t));
+        store.put_indexed("revoked-jtis", &key, b"1", Duration::from_secs(600)).await.unwrap();
+    }
+    store.increment("revoked-gen", Duration::from_secs(3600)).await.unwrap();
+    app.state.verified.feed.poll(&app.state).await.unwrap();
+    // Whatever that poll lost, the feed reads the list again before trusting its copy.
+    let start = Instant::now();
+    loop {
+        let (ra, rb) = (
+            introspect_at(&app, &app.address, &registry, &a).await,
+            introspect_at(&app, &app.address, &registry, &b).await,
+        );
+        if ra["active"] == false && rb["active"] == false {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(2), "a revoked token stayed active: {ra} {rb}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And stays so once the copy is fresh again.
+    let start = Instant::now();
+    while !app.state.verified.feed.fresh() {
+        assert!(start.elapsed() < Duration::from_secs(2), "the feed never became fresh again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(introspect_at(&app, &app.address, &registry, &a).await["active"], false);
+    assert_eq!(introspect_at(&app, &app.address, &registry, &b).await["active"], false);
+}
