@@ -118,26 +118,15 @@ async fn audit(state: &AppState, req: &HttpRequest, mut event: AuditEvent) {
     }
 }
 
-/// The signed-in account of this browser, if its login still stands (see
-/// [`crate::oidc::authorize::standing_login`]).
+/// [`session::signed_in_user`], with a failure answered by the "unavailable" page.
 // The error is the page to answer with; it is built once and returned at once.
 #[allow(clippy::result_large_err)]
 async fn signed_in_user(
     state: &AppState,
     s: &session::BrowserSession,
 ) -> Result<Option<crate::domain::User>, HttpResponse> {
-    let Some(a) = &s.auth else { return Ok(None) };
-    let uid = a.user_id.clone();
-    let user = state.core.db.run(move |c| crate::store::users::find(c, &uid)).await.map_err(|e| {
-        tracing::error!(error = ?e, "user lookup failed");
+    session::signed_in_user(state, s).await.map_err(|e| {
+        tracing::error!(error = ?e, "the signed-in account could not be looked up");
         pages::unavailable_plain()
-    })?;
-    if crate::oidc::authorize::standing_login(Some(a), user.as_ref()).is_none() {
-        return Ok(None);
-    }
-    let alive = session::sid_alive(state, a).await.map_err(|e| {
-        tracing::error!(error = ?e, "session store unavailable");
-        pages::unavailable_plain()
-    })?;
-    Ok(if alive { user } else { None })
+    })
 }

@@ -234,6 +234,34 @@ pub async fn sid_alive(state: &AppState, a: &Authenticated) -> Result<bool, Stor
     Ok(sid_record(state, &a.sid).await?.is_some_and(|r| r.user_id == a.user_id))
 }
 
+/// Why the signed-in account could not be looked up.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error(transparent)]
+    Db(#[from] crate::store::DbError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The account this browser is signed in as, if its login still stands: the account exists,
+/// is active and was not cut off after the login
+/// ([`standing_login`](crate::oidc::authorize::standing_login)), and the login's `sid`
+/// record is alive. The one check every page and `/authorize` make.
+pub async fn signed_in_user(
+    state: &AppState,
+    s: &BrowserSession,
+) -> Result<Option<crate::domain::User>, LookupError> {
+    let Some(a) = &s.auth else { return Ok(None) };
+    let uid = a.user_id.clone();
+    let user = state.core.db.run(move |c| crate::store::users::find(c, &uid)).await?;
+    if crate::oidc::authorize::standing_login(Some(a), user.as_ref()).is_none()
+        || !sid_alive(state, a).await?
+    {
+        return Ok(None);
+    }
+    Ok(user)
+}
+
 /// Ends the login `sid` (its tokens become inactive at once).
 pub async fn end_sid(state: &AppState, sid: &str) -> Result<(), StoreError> {
     state.sessions.delete(&sid_key(sid)).await.map(|_| ())

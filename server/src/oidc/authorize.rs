@@ -22,7 +22,7 @@ use crate::domain::{Client, ClientId, ClientStatus, GrantType, Scope, User, User
 use crate::login::pages;
 use crate::login::session::{self, Authenticated, BrowserSession};
 use crate::state::AppState;
-use crate::store::{consents, users};
+use crate::store::consents;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // OIDC Core §3.1.2.1: GET and POST (form-encoded) alike.
@@ -448,19 +448,8 @@ async fn decide(
             return Ok(pages::error_page_plain(actix_web::http::StatusCode::BAD_REQUEST, BAD_LINK));
         }
     };
-    let user = match &loaded.session.auth {
-        Some(a) => {
-            let uid = a.user_id.clone();
-            state.core.db.run(move |c| users::find(c, &uid)).await.map_err(unavailable)?
-        }
-        None => None,
-    };
-    let mut standing = standing_login(loaded.session.auth.as_ref(), user.as_ref()).cloned();
-    if let Some(a) = &standing
-        && !crate::login::session::sid_alive(state, a).await.map_err(unavailable)?
-    {
-        standing = None;
-    }
+    let user = crate::login::session::signed_in_user(state, &loaded.session).await.map_err(unavailable)?;
+    let standing = user.as_ref().and(loaded.session.auth.clone());
     if standing.is_none() && loaded.session.auth.is_some() {
         // The login no longer stands: forget it so the login page starts clean.
         loaded.session.auth = None;
