@@ -8,7 +8,8 @@
 # before each path, default 2), BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_MINT_SECONDS
 # (seconds of token issuance that mint the distinct tokens to introspect, default
 # BENCH_SECONDS + 5), BENCH_OUT (the Markdown report, default /tmp/pramaan-http-<date>.md),
-# PG_ADMIN_URL, REDIS_URL.
+# PG_ADMIN_URL, REDIS_URL, BENCH_PIN (e.g. `0:1`: the servers on CPU 0, wrk on CPU 1, so the
+# load generator never takes the server's core; unset, the scheduler shares both cores).
 # All traffic stays on 127.0.0.1. Any socket error or non-2xx response fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,9 @@ DURATION="${BENCH_SECONDS:-10}"
 WARMUP="${BENCH_WARMUP:-2}"
 CONNS="${BENCH_CONNECTIONS:-64}"
 THREADS="${BENCH_THREADS:-2}"
+PIN="${BENCH_PIN:-}"
+SRV=() GEN=() # command prefixes that pin the servers and wrk
+if [ -n "$PIN" ]; then SRV=(taskset -c "${PIN%%:*}"); GEN=(taskset -c "${PIN##*:}"); fi
 MINT_SECONDS="${BENCH_MINT_SECONDS:-$((DURATION + 5))}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
@@ -109,7 +113,7 @@ measure() {
   local label=$1 backend=$2 url=$3; shift 3
   local script=() lua=()
   if [ $# -gt 0 ]; then script=(-s "$1"); shift; lua=(-- "$@"); fi
-  local base=(wrk -t"$THREADS" -c"$CONNS")
+  local base=("${GEN[@]}" wrk -t"$THREADS" -c"$CONNS")
   if [ "$WARMUP" -gt 0 ] && [ "${NO_WARMUP:-0}" != 1 ]; then "${base[@]}" -d"${WARMUP}s" "${script[@]}" "$url" "${lua[@]}" >/dev/null; fi
   RUN=$((RUN + 1))
   local out="$WORK/wrk-$RUN.txt"
@@ -154,7 +158,7 @@ measure() {
 }
 
 BARE_PORT=$(free_port)
-"$BARE" "$BARE_PORT" >"$WORK/bare.log" 2>&1 &
+"${SRV[@]}" "$BARE" "$BARE_PORT" >"$WORK/bare.log" 2>&1 &
 BARE_PID=$!
 SERVERS+=("$BARE_PID")
 for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$BARE_PORT/" 2>/dev/null && break; sleep 0.1; done
@@ -169,7 +173,7 @@ URL=""
 start_pramaan() {
   local backend=$1; shift
   local log="$WORK/pramaan-$backend.log"
-  env "$@" "$BIN" serve --listen 127.0.0.1:0 >"$log" 2>&1 &
+  env "$@" "${SRV[@]}" "$BIN" serve --listen 127.0.0.1:0 >"$log" 2>&1 &
   SERVER_PID=$!
   SERVERS+=("$SERVER_PID")
   URL=""
@@ -243,7 +247,7 @@ bench_backend() {
       # Distinct tokens: verified claims are cached per token, so each request must carry a
       # token never introspected before — a pool larger than the run, minted by wrk itself,
       # read once through (no warm-up, which would use them up).
-      wrk -t"$THREADS" -c"$CONNS" -d"${MINT_SECONDS}s" -s bench/wrk/mint.lua "$URL/token" -- \
+      "${GEN[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${MINT_SECONDS}s" -s bench/wrk/mint.lua "$URL/token" -- \
         "$basic" "$grant" "$WORK/tokens" >"$WORK/mint.txt"
       local minted
       minted=$( (cat "$WORK"/tokens.* 2>/dev/null || true) | wc -l)
@@ -330,7 +334,7 @@ done
   echo "wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }'), $THREADS threads, $CONNS connections, ${DURATION} s per path" \
     "(after ${WARMUP} s of warm-up), keep-alive, 127.0.0.1; $(nproc) CPUs; release build of" \
     "$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+changes');" \
-    "Pramaan and the bare handler with 2 workers, log filter warn."
+    "Pramaan and the bare handler with 2 workers, log filter warn$([ -n "$PIN" ] && echo "; servers pinned to CPU ${PIN%%:*}, wrk to CPU ${PIN##*:}")."
   echo
   echo "| path | backend | requests/s | p50 (ms) | p99 (ms) | ratio to bare | requests | server CPU µs/req | PG+Redis CPU µs/req | other load |"
   echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
