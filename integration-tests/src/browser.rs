@@ -21,16 +21,25 @@ pub const PASSWORD: &str = "lantern orbit mango 42";
 pub struct Browser {
     pub http: reqwest::Client,
     pub base: String,
+    jar: std::sync::Arc<reqwest::cookie::Jar>,
 }
 
 impl Browser {
     pub fn new(app: &TestApp) -> Self {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         let http = reqwest::Client::builder()
-            .cookie_store(true)
+            .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("browser client");
-        Self { http, base: app.address.clone() }
+        Self { http, base: app.address.clone(), jar }
+    }
+
+    /// The `Cookie` header this browser sends to the server (to replay it elsewhere).
+    pub fn cookie_header(&self, app: &TestApp) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let url = url::Url::parse(&app.address).ok()?;
+        self.jar.cookies(&url).and_then(|v| v.to_str().ok().map(str::to_owned))
     }
 
     fn url(&self, path_or_url: &str) -> String {

@@ -11,8 +11,10 @@ pub mod browser;
 pub mod cli;
 pub mod db;
 pub mod sessions;
+pub mod sms_gateway;
+pub mod two_factor;
 
-pub use app::{TestApp, spawn_app, spawn_app_with};
+pub use app::{TestApp, spawn_app, spawn_app_at, spawn_app_with};
 pub use db::TestDatabase;
 
 /// A line naming the backends this run uses, printed by the suites so CI logs show which

@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod login;
+pub mod mfa;
 pub mod oidc;
 pub mod sessions;
 pub mod state;

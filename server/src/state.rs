@@ -204,17 +204,21 @@ pub struct AppState {
     pub clients: ClientCache,
     /// Claims of access tokens whose signature was verified, until they expire.
     pub verified: VerifiedTokens,
+    /// Sends one-time codes by text message.
+    pub sms: Arc<dyn crate::mfa::sms::SmsGateway>,
 }
 
 impl AppState {
     pub fn new(core: Core, sessions: Arc<dyn SessionStore>) -> Self {
         let clients = ClientCache::new(core.db.clone());
+        let sms = sms_gateway(&core.settings);
         Self {
             core,
             sessions,
             issuance: IssuanceLog::default(),
             clients,
             verified: VerifiedTokens::default(),
+            sms,
         }
     }
 }
@@ -239,4 +243,14 @@ pub async fn connect_sessions(s: &SessionSettings) -> Result<Arc<dyn SessionStor
 
 pub(crate) fn num_cpus() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+/// The configured SMS gateway.
+fn sms_gateway(settings: &Settings) -> Arc<dyn crate::mfa::sms::SmsGateway> {
+    use crate::config::SmsGatewayKind;
+    use crate::mfa::sms::{HttpGateway, LogGateway};
+    match settings.sms.gateway {
+        SmsGatewayKind::Log => Arc::new(LogGateway::new(settings.data_dir.join("sms.log"))),
+        SmsGatewayKind::Http => Arc::new(HttpGateway::new(settings.sms.http.clone())),
+    }
 }

@@ -20,4 +20,5 @@ mod private_key_jwt;
 mod repositories;
 mod session_store;
 mod tls;
+mod two_factor;
 mod user_tokens;

@@ -192,6 +192,27 @@ async fn fifty_tasks_of_twenty_parallel_increments_count_exactly_one_thousand() 
     assert_eq!(test.store.increment(&k, LONG).await.unwrap(), 1001);
 }
 
+#[tokio::test]
+async fn a_decrement_takes_back_one_count_keeps_the_window_and_never_creates_a_counter() {
+    let test = session_store_under_test().await;
+    let store = &test.store;
+    let k = key("refund");
+    store.decrement(&k).await.unwrap();
+    assert_eq!(store.get(&k).await.unwrap(), None, "a missing counter stays missing");
+    assert_eq!(store.increment(&k, SHORT).await.unwrap(), 1);
+    assert_eq!(store.increment(&k, SHORT).await.unwrap(), 2);
+    store.decrement(&k).await.unwrap();
+    assert_eq!(store.increment(&k, SHORT).await.unwrap(), 2, "one count taken back");
+    for _ in 0..5 {
+        store.decrement(&k).await.unwrap();
+    }
+    assert_eq!(store.increment(&k, LONG).await.unwrap(), 1, "never below zero");
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(store.get(&k).await.unwrap(), None, "the window set by the first hit still ends it");
+    store.decrement(&k).await.unwrap();
+    assert_eq!(store.get(&k).await.unwrap(), None);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counter_window_is_fixed_by_its_first_hit() {
     let test = session_store_under_test().await;

@@ -4,9 +4,11 @@
 //! See `pramaan.example.toml` at the repository root for every setting, commented.
 
 mod load;
+mod mfa;
 mod secret;
 
 pub use load::{ConfigError, load};
+pub use mfa::{BodyEncoding, HttpGatewaySettings, MfaSettings, SmsGatewayKind, SmsSettings};
 pub use secret::{Secret, UrlWithPassword};
 
 use std::net::SocketAddr;
@@ -29,6 +31,8 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub tokens: TokenSettings,
     pub login: LoginSettings,
+    pub mfa: MfaSettings,
+    pub sms: SmsSettings,
 }
 
 impl Default for Settings {
@@ -44,6 +48,8 @@ impl Default for Settings {
             bootstrap: BootstrapSettings::default(),
             tokens: TokenSettings::default(),
             login: LoginSettings::default(),
+            mfa: MfaSettings::default(),
+            sms: SmsSettings::default(),
         }
     }
 }
@@ -452,6 +458,8 @@ impl Settings {
             .map_err(|e| ConfigError::new("bootstrap.root_org_path", e.to_string()))?;
         self.tokens.validate()?;
         self.login.validate()?;
+        self.mfa.validate()?;
+        self.sms.validate()?;
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 
 mod audit;
 mod client;
+mod factor;
 mod ids;
 mod org;
 mod user;
@@ -12,6 +13,7 @@ pub use client::{
     AuthMethod, Client, ClientCategory, ClientRegistration, ClientStatus, ClientType, GrantType, RedirectUri,
     Scope,
 };
+pub use factor::{Acr, Factor, amr};
 pub use ids::{ClientId, OrgUnitId, UserId};
 pub use org::{OrgPath, OrgUnit};
 pub use user::{Email, NewUser, Phone, RoleName, User, UserStatus, Username};

@@ -2,18 +2,22 @@
 //! flow, the rules they apply (functions over plain values, unit-tested without a server),
 //! and the browser session they share.
 
+mod complete;
 mod consent;
+mod enroll;
+mod factor_state;
 mod lockout;
 pub mod pages;
 mod password;
 mod password_change;
 pub mod rules;
+mod second_factor;
 pub mod session;
 mod sign_in;
 
+pub use factor_state::{FactorState, factor_state};
 pub use lockout::lock_for;
 pub use password::{LoginAttempt, LoginError, PasswordCheck, Refusal, attempt_login, check_password};
-pub use sign_in::{ACR_PASSWORD, AMR_PASSWORD};
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -26,6 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     sign_in::configure(cfg);
     password_change::configure(cfg);
     consent::configure(cfg);
+    second_factor::configure(cfg);
+    enroll::configure(cfg);
     cfg.route("/static/login.css", web::get().to(stylesheet));
 }
 

@@ -39,6 +39,40 @@ pub struct Text {
     pub expired_message: &'static str,
     pub unavailable_message: &'static str,
     pub form_expired: &'static str,
+    // The second step.
+    pub second_step: &'static str,
+    pub totp_prompt: &'static str,
+    pub sms_prompt: &'static str,
+    pub sms_sent: &'static str,
+    pub send_code: &'static str,
+    pub resend_code: &'static str,
+    pub recovery_prompt: &'static str,
+    pub code_label: &'static str,
+    pub recovery_label: &'static str,
+    pub verify: &'static str,
+    pub use_totp: &'static str,
+    pub use_sms: &'static str,
+    pub use_recovery: &'static str,
+    pub wrong_code: &'static str,
+    pub tries_left: &'static str,
+    pub code_expired: &'static str,
+    pub no_code_sent: &'static str,
+    pub too_many_tries: &'static str,
+    pub sms_cooldown: &'static str,
+    pub sms_capped: &'static str,
+    pub sms_failed: &'static str,
+    pub locked: &'static str,
+    pub no_factor: &'static str,
+    pub enroll_title: &'static str,
+    pub enroll_intro: &'static str,
+    pub enroll_manual: &'static str,
+    pub enroll_wrong: &'static str,
+    pub qr_alt: &'static str,
+    pub recovery_title: &'static str,
+    pub recovery_intro: &'static str,
+    pub recovery_used: &'static str,
+    pub continue_: &'static str,
+    pub sign_in_again: &'static str,
 }
 
 pub const EN: Text = Text {
@@ -72,6 +106,48 @@ pub const EN: Text = Text {
                       came from and start the sign-in again.",
     unavailable_message: "Sign-in is unavailable for a moment. Wait a minute and try again.",
     form_expired: "This page was open too long or was sent twice. It has been refreshed; try again.",
+    second_step: "Confirm it is you",
+    totp_prompt: "Enter the 6-digit code your authenticator app shows now.",
+    sms_prompt: "We can send a 6-digit code by text message to {phone}.",
+    sms_sent: "We sent a code to {phone}. It works for {n} minutes.",
+    send_code: "Text me a code",
+    resend_code: "Send a new code",
+    recovery_prompt: "Enter one of your recovery codes. Each one works once.",
+    code_label: "Code",
+    recovery_label: "Recovery code",
+    verify: "Continue",
+    use_totp: "Use my authenticator app",
+    use_sms: "Get a code by text message",
+    use_recovery: "Use a recovery code",
+    wrong_code: "That code is not right. Check it and try again; after several wrong tries you must sign in \
+                 again.",
+    tries_left: "Tries left: {n}.",
+    code_expired: "That code has expired. Send a new one.",
+    no_code_sent: "Ask for a code first, then enter it here.",
+    too_many_tries: "Too many wrong codes. For your safety, sign in again from the start.",
+    sms_cooldown: "A code was sent a moment ago. Wait {n} seconds before asking for another.",
+    sms_capped: "Too many codes were sent to this number. Try again in an hour, or use another way to \
+                 sign in.",
+    sms_failed: "The text message could not be sent. Try again in a minute, or use another way to sign in. \
+                 Nothing was counted against you.",
+    locked: "This account is locked for a while after several wrong tries. Wait a few minutes and sign in \
+             again.",
+    no_factor: "Your account needs a registered mobile number for sign-in codes. Ask your administrator to \
+                add it, then sign in again.",
+    enroll_title: "Set up your authenticator app",
+    enroll_intro: "Your account needs an authenticator app. Scan this code with the app (such as FreeOTP, \
+                   Google Authenticator or Microsoft Authenticator), then enter the 6-digit code it shows.",
+    enroll_manual: "Cannot scan? Enter this key in the app:",
+    enroll_wrong: "That code is not right. Check that the phone sets its time automatically, and enter the \
+                   newest code.",
+    qr_alt: "QR code to scan with your authenticator app",
+    recovery_title: "Save your recovery codes",
+    recovery_intro: "If you lose your phone, each of these codes lets you sign in once. Write them down or \
+                     print them, and keep them somewhere safe. They will not be shown again.",
+    recovery_used: "You signed in with a recovery code; {n} are left. If you lost your phone, set up your \
+                    authenticator app again from your account page.",
+    continue_: "Continue",
+    sign_in_again: "Sign in again",
 };
 
 /// The catalogue for a request (only English so far; `Accept-Language` picks once Hindi
@@ -134,6 +210,53 @@ pub struct MessagePage<'a> {
     pub t: &'a Text,
     pub title: &'a str,
     pub message: &'a str,
+    /// A way on: (href, words).
+    pub link: Option<(&'a str, &'a str)>,
+}
+
+/// A second-factor method offered on the page.
+pub struct MethodLink<'a> {
+    pub method: &'a str,
+    pub label: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "factor.html")]
+pub struct FactorPage<'a> {
+    pub t: &'a Text,
+    pub csrf: &'a str,
+    pub request: &'a str,
+    /// `totp`, `sms` or `recovery`.
+    pub method: &'a str,
+    pub prompt: String,
+    pub others: Vec<MethodLink<'a>>,
+    /// SMS: a code was sent and may be entered.
+    pub code_sent: bool,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "enroll.html")]
+pub struct EnrollPage<'a> {
+    pub t: &'a Text,
+    pub csrf: &'a str,
+    pub request: &'a str,
+    pub qr_data_uri: String,
+    pub manual_key: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub struct RecoveryCodesPage<'a> {
+    pub t: &'a Text,
+    /// Where "Continue" goes.
+    pub next: &'a str,
+    /// Shown once, after an enrollment.
+    pub codes: &'a [String],
+    /// After a recovery code was used: the notice with how many are left.
+    pub notice: Option<String>,
 }
 
 /// The page's policy: only our own stylesheet and nothing else. `form-action` is left out on
@@ -164,7 +287,18 @@ pub fn html(status: StatusCode, body: Result<String, askama::Error>) -> HttpResp
 
 /// A page that says what went wrong and what to do.
 pub fn message(status: StatusCode, title: &str, msg: &str) -> HttpResponse {
-    html(status, MessagePage { t: text(None), title, message: msg }.render())
+    html(status, MessagePage { t: text(None), title, message: msg, link: None }.render())
+}
+
+/// [`message`] with a way on.
+pub fn message_with_link(
+    status: StatusCode,
+    title: &str,
+    msg: &str,
+    href: &str,
+    words: &str,
+) -> HttpResponse {
+    html(status, MessagePage { t: text(None), title, message: msg, link: Some((href, words)) }.render())
 }
 
 pub fn error_page(_req: &HttpRequest, status: StatusCode, msg: &str) -> HttpResponse {

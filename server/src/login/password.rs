@@ -118,9 +118,11 @@ pub enum LoginAttempt {
 /// The password step of the login page, with lockout: the same argon2 work for every
 /// attempt; a wrong password counts (off the response path, so an existing account answers
 /// no slower than an unknown one) and at the threshold locks the account for a growing
-/// time; a right password succeeds only if, at that moment, the account is not locked — one
-/// atomic statement, so parallel guesses cannot slip past a lock set meanwhile — and clears
-/// the count. Attempts while locked do not count, so guessing cannot extend a lock forever.
+/// time. A right password is `Success` if the account was not locked when read; the login
+/// is admitted only when it completes (`complete_login`: one atomic statement that sees a
+/// lock set meanwhile by parallel guesses, and clears the count). So a right password does
+/// not clear the count while a second factor is still to come: wrong codes keep adding up.
+/// Attempts while locked do not count, so guessing cannot extend a lock forever.
 pub async fn attempt_login(
     core: &Core,
     username: &str,
@@ -153,10 +155,6 @@ pub async fn attempt_login(
             Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why })
         }
         Verification::Valid { needs_rehash } => {
-            // Locked meanwhile by parallel wrong guesses: the atomic claim sees it.
-            if !core.db.run(move |c| users::claim_login(c, &id, now)).await? {
-                return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Locked });
-            }
             if needs_rehash {
                 upgrade_hash(core, &user, password).await?;
             }
@@ -165,8 +163,9 @@ pub async fn attempt_login(
     }
 }
 
-/// Counts a wrong password unless the account is locked, and locks it at the threshold.
-fn count_failure(
+/// Counts a wrong password (or second-factor code) unless the account is locked, and locks
+/// it at the threshold.
+pub(super) fn count_failure(
     c: &mut crate::store::AnyConnection,
     id: &crate::domain::UserId,
     now: chrono::DateTime<chrono::Utc>,

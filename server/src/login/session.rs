@@ -40,17 +40,36 @@ impl Authenticated {
     }
 }
 
+/// A login between its password and its second factor. It grants nothing: every page but the
+/// second-factor page sees no login, and it lasts `login.pending_ttl_secs` from the password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialLogin {
+    /// The login transaction: binds SMS codes and counts wrong codes across parallel tabs.
+    pub tx: String,
+    pub user_id: UserId,
+    /// When the password was proven, in microseconds.
+    pub password_at_us: i64,
+    /// The factors this login may finish with (empty while an app is being set up).
+    pub factors: Vec<crate::domain::Factor>,
+    /// Recovery codes may stand in for the authenticator app.
+    pub recovery: bool,
+    /// The secret of an authenticator app being set up, sealed (bound to the account).
+    pub enrolling: Option<String>,
+}
+
 /// What the store keeps for one browser.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BrowserSession {
     pub csrf: String,
     pub auth: Option<Authenticated>,
     pub pending: Vec<Pending>,
+    #[serde(default)]
+    pub partial: Option<PartialLogin>,
 }
 
 impl BrowserSession {
     pub fn fresh() -> Self {
-        Self { csrf: crate::crypto::random_token(24), auth: None, pending: Vec::new() }
+        Self { csrf: crate::crypto::random_token(24), auth: None, pending: Vec::new(), partial: None }
     }
 
     /// Compares a form's CSRF token with this session's in constant time.
@@ -77,9 +96,13 @@ impl BrowserSession {
         self.pending.retain(|p| p.id != id);
     }
 
-    /// Drops requests that arrived more than `ttl_us` microseconds before `now_us`.
+    /// Drops requests that arrived more than `ttl_us` microseconds before `now_us`, and a
+    /// half-finished login whose password is as old.
     pub fn expire_pending(&mut self, now_us: i64, ttl_us: i64) {
         self.pending.retain(|p| now_us - p.created_at_us <= ttl_us);
+        if self.partial.as_ref().is_some_and(|h| now_us - h.password_at_us > ttl_us) {
+            self.partial = None;
+        }
     }
 }
 
@@ -132,7 +155,8 @@ pub async fn load(state: &AppState, req: &HttpRequest, secure: bool) -> Result<L
 }
 
 /// How long the stored session lives: an authenticated one until its login expires, an
-/// anonymous one (a login in progress) for the pending-request lifetime.
+/// anonymous one (a login in progress, perhaps half-finished) for the pending-request
+/// lifetime.
 fn ttl(state: &AppState, s: &BrowserSession) -> Duration {
     let login = &state.core.settings.login;
     match &s.auth {
@@ -286,6 +310,7 @@ mod tests {
                 prompt: Prompt::default(),
                 max_age: None,
                 login_hint: None,
+                acr: None,
             },
             consented: false,
         }

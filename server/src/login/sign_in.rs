@@ -1,4 +1,6 @@
-//! `GET/POST /login`: the username + password page of a pending authorization request.
+//! `GET/POST /login`: the username + password page of a pending authorization request. A right
+//! password either completes the login or, when a second factor is due, starts a
+//! half-finished one that only the second-factor page can complete.
 //! One answer for every refusal (unknown user, wrong password, disabled, locked), so the page
 //! reveals nothing about which accounts exist; the audit trail records the real reason.
 
@@ -7,19 +9,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::SecretString;
 
+use super::complete::{Completion, complete_login};
 use super::pages::{self, LoginPage};
-use super::session::{self, Authenticated};
+use super::session::{self, PartialLogin};
 use super::{
     LoginAttempt, PageContext, RequestQuery, attempt_login, audit, page_context, posted, resume, with_cookie,
 };
-use crate::domain::{AuditEvent, Outcome};
+use crate::domain::{Acr, AuditEvent, Factor, Outcome, amr};
+use crate::mfa::SecondStep;
 use crate::oidc::Issuer;
 use crate::oidc::authorize::Pending;
 use crate::state::AppState;
-
-/// RFC 8176 method reference and our authentication context class for a password login.
-pub const AMR_PASSWORD: &str = "pwd";
-pub const ACR_PASSWORD: &str = "urn:pramaan:acr:password";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/login", web::get().to(show)).route("/login", web::post().to(submit));
@@ -115,50 +115,73 @@ async fn submit(
         }
         LoginAttempt::Success(user) => user,
     };
-    let now_us = state.core.clock.now().timestamp_micros();
-    // The same person signing in again keeps their login (`sid`) while it still stands, so
-    // other applications' tokens of that login live on; its record is never rewritten, so an
-    // ended or cut-off login cannot come back. Otherwise a new login starts, and someone
-    // else's login in this browser ends.
-    let sid = match loaded.session.auth.take() {
-        Some(prev) if prev.user_id == user.id => match session::sid_record(&state, &prev.sid).await {
-            Ok(Some(r))
-                if r.user_id == user.id && r.auth_time_us >= user.tokens_valid_after.timestamp_micros() =>
-            {
-                Some(prev.sid)
-            }
-            Ok(_) => None,
-            Err(_) => return pages::unavailable(&req),
-        },
-        Some(prev) => {
-            if let Err(e) = crate::oidc::revocation::end_login(&state, &prev.sid).await {
-                tracing::error!(error = ?e, "could not end the previous login");
-                return pages::unavailable(&req);
-            }
-            None
+    let factors = match super::factor_state(&state, &user).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = ?e, "the account's factors could not be read");
+            return pages::unavailable(&req);
         }
-        None => None,
     };
-    let new_login = sid.is_none();
-    let sid = sid.unwrap_or_else(|| crate::crypto::random_token(16));
-    let auth = Authenticated {
+    let step = crate::mfa::plan(&factors.requirement, factors.enrolled(), p.request.acr);
+    let details = |next: &str| serde_json::json!({ "client_id": p.request.client_id, "next": next });
+    let actor = format!("user:{}", user.username);
+    let (factors_offered, enrolling) =
+        match step {
+            SecondStep::NotNeeded => {
+                let proven = vec![amr::PWD.to_owned()];
+                let (auth, cookie) =
+                    match complete_login(&state, &mut loaded, &user, proven, Acr::Password, secure).await {
+                        Ok(Completion::Done { auth, cookie }) => (auth, cookie),
+                        Ok(Completion::Locked) => {
+                            let event = AuditEvent::new(actor, "login.password", Outcome::Failure)
+                        .target(format!("user:{}", user.id))
+                        .details(serde_json::json!({ "reason": "locked", "client_id": p.request.client_id }));
+                            audit(&state, &req, event).await;
+                            let msg = Some(t.wrong_credentials);
+                            return render(&loaded.session.csrf, &p, &name, &username, msg, StatusCode::OK);
+                        }
+                        Err(resp) => return resp,
+                    };
+                let event = AuditEvent::new(actor, "login.password", Outcome::Success)
+                    .target(format!("user:{}", user.id))
+                    .details(serde_json::json!({ "client_id": p.request.client_id, "sid": auth.sid }));
+                audit(&state, &req, event).await;
+                return with_cookie(&req, resume(&p.id), &cookie);
+            }
+            SecondStep::NoUsableFactor => {
+                let event = AuditEvent::new(actor, "login.password", Outcome::Failure)
+                    .target(format!("user:{}", user.id))
+                    .details(
+                        serde_json::json!({ "reason": "no_usable_factor", "client_id": p.request.client_id }),
+                    );
+                audit(&state, &req, event).await;
+                return pages::message(StatusCode::FORBIDDEN, t.problem, t.no_factor);
+            }
+            SecondStep::Verify(f) => (f, false),
+            SecondStep::EnrollTotp => (Vec::new(), true),
+        };
+    // The password is right; the login is not done. What the browser holds now grants nothing
+    // but the second-factor page.
+    let mut half = PartialLogin {
+        tx: crate::crypto::random_token(16),
         user_id: user.id.clone(),
-        sid,
-        auth_time_us: now_us,
-        amr: vec![AMR_PASSWORD.to_owned()],
-        acr: ACR_PASSWORD.to_owned(),
+        password_at_us: state.core.clock.now().timestamp_micros(),
+        recovery: factors.totp.is_some()
+            && factors.recovery_left > 0
+            && factors_offered.contains(&Factor::Totp),
+        factors: factors_offered,
+        enrolling: None,
     };
-    if new_login && let Err(e) = session::start_sid(&state, &auth).await {
-        tracing::error!(error = ?e, "could not record the login");
-        return pages::unavailable(&req);
+    if enrolling {
+        half.enrolling = Some(super::enroll::new_enrollment(&state, &half));
     }
-    loaded.session.auth = Some(auth.clone());
+    loaded.session.partial = Some(half);
     let Ok(cookie) = session::renew(&state, &mut loaded, secure).await else {
         return pages::unavailable(&req);
     };
-    let event = AuditEvent::new(format!("user:{}", user.username), "login.password", Outcome::Success)
+    let event = AuditEvent::new(actor, "login.password", Outcome::Success)
         .target(format!("user:{}", user.id))
-        .details(serde_json::json!({ "client_id": p.request.client_id, "sid": auth.sid }));
+        .details(details(if enrolling { "enroll_totp" } else { "second_factor" }));
     audit(&state, &req, event).await;
     with_cookie(&req, resume(&p.id), &cookie)
 }

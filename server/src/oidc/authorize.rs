@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::Issuer;
 use super::code::{self, CodeGrant};
 use super::form::Form;
-use crate::domain::{Client, ClientId, ClientStatus, GrantType, Scope, User, UserStatus};
+use crate::domain::{Acr, Client, ClientId, ClientStatus, GrantType, Scope, User, UserStatus};
 use crate::login::pages;
 use crate::login::session::{self, Authenticated, BrowserSession};
 use crate::state::AppState;
@@ -54,6 +54,9 @@ pub struct AuthorizationRequest {
     pub prompt: Prompt,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// The weakest login `acr_values` accepts (OIDC Core §3.1.2.1), if any was asked for.
+    #[serde(default)]
+    pub acr: Option<Acr>,
 }
 
 /// A request waiting for the person to finish a step.
@@ -197,6 +200,21 @@ pub fn parse_request(
         return Err(fail(redirect_err("invalid_request", "nonce is too long.")));
     }
     let login_hint = form.get("login_hint").filter(|h| h.len() <= 256).map(str::to_owned);
+    let acr_values: Vec<String> = form
+        .get("acr_values")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect();
+    // Only classes we can deliver are worth a login; none known means none can be met
+    // (OpenID Connect Core Unmet Authentication Requirements 1.0 §2).
+    let acr = Acr::requested(&acr_values).map_err(|()| {
+        fail(redirect_err(
+            "unmet_authentication_requirements",
+            "None of the requested authentication context classes is supported.",
+        ))
+    })?;
     Ok(AuthorizationRequest {
         client_id: client.id.clone(),
         redirect_uri,
@@ -207,6 +225,7 @@ pub fn parse_request(
         prompt,
         max_age,
         login_hint,
+        acr,
     })
 }
 
@@ -214,43 +233,59 @@ pub fn parse_request(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
     Login,
+    /// The password is proven; the second factor (or setting one up) is still missing.
+    SecondFactor,
     ChangePassword,
     Consent,
     Issue,
     Fail(RedirectError),
 }
 
-/// Decides the next step for `p` given the browser's login (already checked against the
-/// account: `auth` is `None` when the account is gone, disabled or cut off since), the
-/// account, and the scopes the person agreed to before. `now` in seconds.
-pub fn next_step(
-    p: &Pending,
-    auth: Option<&Authenticated>,
-    user: Option<&User>,
-    consented: &[Scope],
-    first_party: bool,
-    now: i64,
-) -> Next {
+/// What the browser brings to a pending request.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing<'a> {
+    /// The completed login, already checked against the account (`None` when the account is
+    /// gone, disabled or cut off since).
+    pub auth: Option<&'a Authenticated>,
+    pub user: Option<&'a User>,
+    /// When a half-finished login (password proven, second factor not yet) proved its
+    /// password, in microseconds.
+    pub half_at_us: Option<i64>,
+    /// The weakest login the signed-in account's roles and factors accept.
+    pub required: Acr,
+}
+
+/// Decides the next step for `p` given what the browser brings and the scopes the person
+/// agreed to before. `now` in seconds.
+pub fn next_step(p: &Pending, s: &Standing<'_>, consented: &[Scope], first_party: bool, now: i64) -> Next {
     let r = &p.request;
-    let fresh_enough = |a: &Authenticated| {
+    let fresh_enough = |at_us: i64| {
         // A login made after the request arrived satisfies prompt=login and any max_age.
-        let after_request = a.auth_time_us >= p.created_at_us;
-        let within_max_age = r.max_age.is_none_or(|m| now - a.auth_time_secs() <= m);
+        let after_request = at_us >= p.created_at_us;
+        let within_max_age = r.max_age.is_none_or(|m| now - at_us.div_euclid(1_000_000) <= m);
         after_request || (!r.prompt.login && within_max_age)
     };
-    let (Some(a), Some(user)) = (auth, user) else {
-        return if r.prompt.none {
-            Next::Fail(redirect_err("login_required", "The person is not signed in."))
+    // A login too old or too weak for this request starts again; a half-finished one fresh
+    // enough goes on to its second factor.
+    let again = |why: &'static str| {
+        if r.prompt.none {
+            Next::Fail(redirect_err("login_required", why))
+        } else if s.half_at_us.is_some_and(fresh_enough) {
+            Next::SecondFactor
         } else {
             Next::Login
-        };
+        }
     };
-    if !fresh_enough(a) {
-        return if r.prompt.none {
-            Next::Fail(redirect_err("login_required", "A fresh sign-in is required."))
-        } else {
-            Next::Login
-        };
+    let (Some(a), Some(user)) = (s.auth, s.user) else {
+        return again("The person is not signed in.");
+    };
+    let needed = r.acr.unwrap_or(Acr::Password).max(s.required);
+    let strong_enough = Acr::parse(&a.acr).is_some_and(|have| have >= needed);
+    if !fresh_enough(a.auth_time_us) {
+        return again("A fresh sign-in is required.");
+    }
+    if !strong_enough {
+        return again("A sign-in with a second factor is required.");
     }
     if user.must_change_password {
         return if r.prompt.none {
@@ -449,6 +484,10 @@ async fn decide(
         }
     };
     let user = crate::login::session::signed_in_user(state, &loaded.session).await.map_err(unavailable)?;
+    let required = match &user {
+        Some(u) => crate::login::factor_state(state, u).await.map_err(unavailable)?.level(),
+        None => Acr::Password,
+    };
     let standing = user.as_ref().and(loaded.session.auth.clone());
     if standing.is_none() && loaded.session.auth.is_some() {
         // The login no longer stands: forget it so the login page starts clean.
@@ -461,18 +500,15 @@ async fn decide(
         }
         _ => Vec::new(),
     };
-    let next = next_step(
-        &pending,
-        standing.as_ref(),
-        user.as_ref(),
-        &consented,
-        client.registration.first_party,
-        now.timestamp(),
-    );
+    let half_at_us = loaded.session.partial.as_ref().map(|h| h.password_at_us);
+    let now_s = now.timestamp();
+    let situation = Standing { auth: standing.as_ref(), user: user.as_ref(), half_at_us, required };
+    let next = next_step(&pending, &situation, &consented, client.registration.first_party, now_s);
     let r = &pending.request;
     let page = |path: &str| see_other(&format!("{path}?request={id}"));
     let resp = match next {
         Next::Login => page("/login"),
+        Next::SecondFactor => page("/login/factor"),
         Next::ChangePassword => page("/login/password"),
         Next::Consent => page("/consent"),
         Next::Fail(e) => {

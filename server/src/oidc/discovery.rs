@@ -56,7 +56,7 @@ impl Metadata {
             "revocation_endpoint_auth_methods_supported": token_auth_methods,
             "code_challenge_methods_supported": ["S256"],
             "prompt_values_supported": ["none", "login", "consent"],
-            "acr_values_supported": [crate::login::ACR_PASSWORD],
+            "acr_values_supported": crate::domain::Acr::ALL.map(crate::domain::Acr::as_str),
             "claims_supported": [
                 "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
                 "name", "preferred_username", "updated_at", "email", "email_verified",

@@ -78,6 +78,10 @@ impl SessionStore for MemoryStore {
         self.lock().increment(key, ttl, Instant::now())
     }
 
+    async fn decrement(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().decrement(key, Instant::now())
+    }
+
     async fn put_indexed(
         &self,
         index: &str,
@@ -200,6 +204,17 @@ impl Inner {
 
     /// Counters are stored as decimal ASCII, as Redis stores them, so both stores agree on what
     /// `get` returns for a counter and both reject incrementing a non-counter.
+    fn decrement(&mut self, key: &str, now: Instant) -> Result<(), StoreError> {
+        if let Some(entry) = self.entries.get_mut(key).filter(|entry| entry.is_live(now)) {
+            let count =
+                std::str::from_utf8(&entry.value).ok().and_then(|text| text.parse::<u64>().ok()).ok_or_else(
+                    || StoreError::Unavailable("the value under this key is not a counter".to_owned()),
+                )?;
+            entry.value = count.saturating_sub(1).to_string().into_bytes();
+        }
+        Ok(())
+    }
+
     fn increment(&mut self, key: &str, ttl: Duration, now: Instant) -> Result<u64, StoreError> {
         self.sweep_if_due(now);
         if let Some(entry) = self.entries.get_mut(key).filter(|entry| entry.is_live(now)) {

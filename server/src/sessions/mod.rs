@@ -54,6 +54,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// rate-limit window is fixed from its first hit. Parallel increments never lose a count.
     async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, StoreError>;
 
+    /// Takes back one [`increment`](Self::increment) of the live counter under `key` (a charge
+    /// that turned out not to count), keeping its expiry. Never goes below zero; a missing or
+    /// expired counter stays missing.
+    async fn decrement(&self, key: &str) -> Result<(), StoreError>;
+
     /// Stores `value` under `key` (as [`put`](Self::put)) and records `key` as a member of
     /// `index` (for example, a user's sessions). The index lives at least as long as its
     /// longest-lived member.

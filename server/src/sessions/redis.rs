@@ -22,13 +22,24 @@ const MAX_TTL_MS: u64 = 100 * 365 * 24 * 60 * 60 * 1000;
 /// Reconnect attempts after the first, per reconnect.
 const RECONNECT_RETRIES: usize = 2;
 
-/// INCR, then set the window only on the first hit, so later hits keep the original expiry.
+/// INCR, then set the window only on a counter INCR just created, so later hits (and a hit
+/// after a decrement to zero) keep the original expiry.
 const INCREMENT: &str = r"
 local count = redis.call('INCR', KEYS[1])
-if count == 1 then
+-- Only a counter INCR just created has no expiry; one taken back to zero keeps its window.
+if redis.call('PTTL', KEYS[1]) == -1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
 return count
+";
+
+/// KEYS[1] = counter key. DECR only a live counter above zero; the expiry is untouched.
+const DECREMENT: &str = r"
+local count = tonumber(redis.call('GET', KEYS[1]))
+if count and count > 0 then
+  redis.call('DECR', KEYS[1])
+end
+return 0
 ";
 
 /// KEYS[1] = member key, KEYS[2] = index key; ARGV = value, ttl ms, logical member name.
@@ -78,6 +89,7 @@ pub struct RedisStore {
     connection: ConnectionManager,
     prefix: String,
     increment: Script,
+    decrement: Script,
     put_indexed: Script,
     index_members: Script,
     delete_index: Script,
@@ -128,6 +140,7 @@ impl RedisStore {
             connection,
             prefix: key_prefix.to_owned(),
             increment: Script::new(INCREMENT),
+            decrement: Script::new(DECREMENT),
             put_indexed: Script::new(PUT_INDEXED),
             index_members: Script::new(INDEX_MEMBERS),
             delete_index: Script::new(DELETE_INDEX),
@@ -215,6 +228,12 @@ impl SessionStore for RedisStore {
         let mut invocation = self.increment.prepare_invoke();
         invocation.key(self.key(key)).arg(ttl_ms(ttl));
         self.invoke("increment script", &invocation).await
+    }
+
+    async fn decrement(&self, key: &str) -> Result<(), StoreError> {
+        let mut invocation = self.decrement.prepare_invoke();
+        invocation.key(self.key(key));
+        self.invoke::<i64>("decrement script", &invocation).await.map(|_| ())
     }
 
     async fn put_indexed(

@@ -6,6 +6,7 @@ pub mod audit_events;
 pub mod clients;
 mod conn;
 pub mod consents;
+pub mod factors;
 pub mod meta;
 pub mod org_units;
 pub mod refresh_tokens;

@@ -138,6 +138,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    totp_factors (user_id) {
+        user_id -> Text,
+        secret -> Text,
+        last_step -> BigInt,
+        enrolled_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (user_id, digest) {
+        user_id -> Text,
+        digest -> Text,
+        created_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(users -> org_units (org_unit_id));
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(user_roles -> roles (role_name));
@@ -152,5 +171,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     server_meta,
     refresh_tokens,
-    consents
+    consents,
+    totp_factors,
+    recovery_codes
 );

@@ -182,8 +182,12 @@ fn auth(at: i64) -> Authenticated {
         sid: "s".into(),
         auth_time_us: at * 1_000_000,
         amr: vec!["pwd".into()],
-        acr: "a".into(),
+        acr: Acr::Password.as_str().into(),
     }
+}
+
+fn st<'a>(auth: Option<&'a Authenticated>, user: Option<&'a User>) -> Standing<'a> {
+    Standing { auth, user, half_at_us: None, required: Acr::Password }
 }
 
 fn pending(extra: &str, created_at: i64) -> Pending {
@@ -200,47 +204,47 @@ fn the_next_step_follows_login_freshness_password_change_and_consent() {
     let all = Scope::parse_list("openid registry.read").unwrap();
     let u = user(false);
     // No login: the login page, or login_required for prompt=none.
-    assert_eq!(next_step(&pending("", 500), None, None, &all, false, 500), Next::Login);
+    assert_eq!(next_step(&pending("", 500), &st(None, None), &all, false, 500), Next::Login);
     assert!(matches!(
-        next_step(&pending("&prompt=none", 500), None, None, &all, false, 500),
+        next_step(&pending("&prompt=none", 500), &st(None, None), &all, false, 500),
         Next::Fail(RedirectError { error: "login_required", .. })
     ));
     // A standing login with consent given: issue.
-    assert_eq!(next_step(&pending("", 500), Some(&auth(200)), Some(&u), &all, false, 500), Next::Issue);
+    assert_eq!(next_step(&pending("", 500), &st(Some(&auth(200)), Some(&u)), &all, false, 500), Next::Issue);
     // prompt=login: a login from before the request does not count; one after it does.
     assert_eq!(
-        next_step(&pending("&prompt=login", 500), Some(&auth(200)), Some(&u), &all, false, 500),
+        next_step(&pending("&prompt=login", 500), &st(Some(&auth(200)), Some(&u)), &all, false, 500),
         Next::Login
     );
     assert_eq!(
-        next_step(&pending("&prompt=login", 500), Some(&auth(500)), Some(&u), &all, false, 501),
+        next_step(&pending("&prompt=login", 500), &st(Some(&auth(500)), Some(&u)), &all, false, 501),
         Next::Issue
     );
     // max_age: too old a login must be repeated.
     assert_eq!(
-        next_step(&pending("&max_age=60", 500), Some(&auth(200)), Some(&u), &all, false, 500),
+        next_step(&pending("&max_age=60", 500), &st(Some(&auth(200)), Some(&u)), &all, false, 500),
         Next::Login
     );
     assert_eq!(
-        next_step(&pending("&max_age=600", 500), Some(&auth(200)), Some(&u), &all, false, 500),
+        next_step(&pending("&max_age=600", 500), &st(Some(&auth(200)), Some(&u)), &all, false, 500),
         Next::Issue
     );
     // A required password change comes before anything is issued.
     assert_eq!(
-        next_step(&pending("", 500), Some(&auth(200)), Some(&user(true)), &all, false, 500),
+        next_step(&pending("", 500), &st(Some(&auth(200)), Some(&user(true))), &all, false, 500),
         Next::ChangePassword
     );
     // Consent: asked for scopes not yet agreed, skipped for first-party clients.
-    assert_eq!(next_step(&pending("", 500), Some(&auth(200)), Some(&u), &[], false, 500), Next::Consent);
-    assert_eq!(next_step(&pending("", 500), Some(&auth(200)), Some(&u), &[], true, 500), Next::Issue);
+    assert_eq!(next_step(&pending("", 500), &st(Some(&auth(200)), Some(&u)), &[], false, 500), Next::Consent);
+    assert_eq!(next_step(&pending("", 500), &st(Some(&auth(200)), Some(&u)), &[], true, 500), Next::Issue);
     assert!(matches!(
-        next_step(&pending("&prompt=none", 500), Some(&auth(200)), Some(&u), &[], false, 500),
+        next_step(&pending("&prompt=none", 500), &st(Some(&auth(200)), Some(&u)), &[], false, 500),
         Next::Fail(RedirectError { error: "consent_required", .. })
     ));
     let mut asked = pending("&prompt=consent", 500);
-    assert_eq!(next_step(&asked, Some(&auth(200)), Some(&u), &all, false, 500), Next::Consent);
+    assert_eq!(next_step(&asked, &st(Some(&auth(200)), Some(&u)), &all, false, 500), Next::Consent);
     asked.consented = true;
-    assert_eq!(next_step(&asked, Some(&auth(200)), Some(&u), &all, false, 500), Next::Issue);
+    assert_eq!(next_step(&asked, &st(Some(&auth(200)), Some(&u)), &all, false, 500), Next::Issue);
 }
 
 #[test]
@@ -258,4 +262,52 @@ fn a_login_stands_only_while_the_account_is_active_and_not_cut_off() {
 fn query_parameters_are_appended_encoded() {
     assert_eq!(with_query("https://a/cb", &[("code", "x y")]), "https://a/cb?code=x+y");
     assert_eq!(with_query("https://a/cb?k=1", &[("state", "&")]), "https://a/cb?k=1&state=%26");
+}
+
+#[test]
+fn a_half_finished_login_goes_to_its_second_factor_and_nowhere_else() {
+    let all = Scope::parse_list("openid registry.read").unwrap();
+    let half =
+        |at: i64| Standing { auth: None, user: None, half_at_us: Some(at * 1_000_000), required: Acr::Mfa };
+    assert_eq!(next_step(&pending("", 500), &half(501), &all, true, 501), Next::SecondFactor);
+    // prompt=none cannot ask for the code.
+    assert!(matches!(next_step(&pending("&prompt=none", 500), &half(501), &all, true, 501), Next::Fail(_)));
+    // A password proven before a prompt=login request does not count for it.
+    assert_eq!(next_step(&pending("&prompt=login", 500), &half(400), &all, true, 501), Next::Login);
+    assert_eq!(next_step(&pending("&max_age=10", 500), &half(400), &all, true, 501), Next::Login);
+}
+
+#[test]
+fn a_login_weaker_than_the_account_or_the_request_needs_starts_again() {
+    let all = Scope::parse_list("openid registry.read").unwrap();
+    let u = user(false);
+    let pwd = auth(200);
+    let mut mfa = auth(200);
+    mfa.acr = Acr::Mfa.as_str().into();
+    let with = |a, required| Standing { auth: Some(a), user: Some(&u), half_at_us: None, required };
+    // The account's roles now want a second factor: a password-only login no longer serves.
+    assert_eq!(next_step(&pending("", 500), &with(&pwd, Acr::Mfa), &all, true, 500), Next::Login);
+    assert_eq!(next_step(&pending("", 500), &with(&mfa, Acr::Mfa), &all, true, 500), Next::Issue);
+    // The client asks for one.
+    let asks = "&acr_values=urn:pramaan:acr:mfa";
+    assert_eq!(next_step(&pending(asks, 500), &with(&pwd, Acr::Password), &all, true, 500), Next::Login);
+    assert_eq!(next_step(&pending(asks, 500), &with(&mfa, Acr::Password), &all, true, 500), Next::Issue);
+    assert!(matches!(
+        next_step(&pending(&format!("{asks}&prompt=none"), 500), &with(&pwd, Acr::Password), &all, true, 500),
+        Next::Fail(RedirectError { error: "login_required", .. })
+    ));
+    // Either class will do: the weaker one is enough.
+    let either = "&acr_values=urn:pramaan:acr:mfa%20urn:pramaan:acr:password";
+    assert_eq!(next_step(&pending(either, 500), &with(&pwd, Acr::Password), &all, true, 500), Next::Issue);
+}
+
+#[test]
+fn acr_values_none_of_which_we_know_are_refused_at_once() {
+    let err = parse(&form("&acr_values=urn:gold%20loa-9")).unwrap_err();
+    match err {
+        Rejection::Redirect { error, .. } => assert_eq!(error.error, "unmet_authentication_requirements"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(parse(&form("&acr_values=loa-9%20urn:pramaan:acr:mfa")).unwrap().acr, Some(Acr::Mfa));
+    assert_eq!(parse(&form("")).unwrap().acr, None);
 }
