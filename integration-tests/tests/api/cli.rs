@@ -39,7 +39,7 @@ async fn help_lists_every_command() {
     assert_eq!(names(&cli), ["serve", "migrate", "config", "user", "org", "audit", "keys", "client"]);
     let sub = |n: &str| names(cli.find_subcommand(n).unwrap());
     assert_eq!(sub("config"), ["show"]);
-    assert_eq!(sub("user"), ["create", "list", "show", "disable", "enable", "import"]);
+    assert_eq!(sub("user"), ["create", "list", "show", "disable", "enable", "mfa-reset", "import"]);
     assert_eq!(sub("org"), ["create", "list"]);
     assert_eq!(sub("audit"), ["verify", "export"]);
     assert_eq!(sub("keys"), ["list", "rotate"]);

@@ -499,3 +499,38 @@ async fn the_shipped_default_asks_everyone_for_a_second_factor() {
     assert_eq!(page.url().path(), "/login/factor");
     assert!(page.text().await.unwrap().contains("manual-key"), "no factor yet: set up an app");
 }
+
+#[tokio::test]
+async fn the_helpdesk_resets_a_lost_app_and_the_next_login_sets_up_a_new_one() {
+    use pramaan_integration_tests::cli::{env_for, run_cli};
+    let clock = fixed_clock();
+    let app = spawn_app_at(clock.clone(), |_| {}).await;
+    let user = staff(&app, "lostphone", &["district_admin"], None).await;
+    let old = first_login(&app, &clock, "lostphone").await;
+    let env = env_for(&app.db.url, app.data_dir.path());
+    let missing = run_cli(&["user", "mfa-reset", "lostphone", "--json"], &env, "").await;
+    assert!(!missing.ok(), "a reason is required");
+    let run = run_cli(
+        &["user", "mfa-reset", "lostphone", "--reason", "ticket 118: phone lost", "--json"],
+        &env,
+        "",
+    )
+    .await;
+    assert!(run.ok(), "{}", run.stderr);
+    let out: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(out["cleared"], true);
+    let unknown = run_cli(&["user", "mfa-reset", "nobody", "--reason", "x"], &env, "").await;
+    assert!(!unknown.ok() && unknown.stderr.contains("no user 'nobody'"));
+    // The old app and codes are gone: the next login sets up a new app.
+    clock.advance(TimeDelta::seconds(60));
+    let f = flow(&app, &[]).await;
+    let b = Browser::new(&app);
+    let html = password_step(&b, &f.url, "lostphone").await.text().await.unwrap();
+    let key = manual_key(&html);
+    assert_ne!(key, old.key);
+    let (_, shown) = enroll(&b, &html, &clock).await;
+    assert!(code_in(&continue_from(&b, &shown).await).is_some());
+    let log = audit_log(&app).await;
+    assert!(log.iter().any(|(a, o, d)| a == "mfa.reset" && o == "success" && d.contains("ticket 118")));
+    let _ = user;
+}

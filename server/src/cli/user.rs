@@ -39,6 +39,16 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Clear an account's second factors (authenticator app and recovery codes), for a person
+    /// who lost their phone: they set up a new app at their next login. Audited.
+    MfaReset {
+        username: String,
+        /// Why (recorded in the audit trail), such as a helpdesk ticket.
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Import accounts from CSV: username, display_name, phone, email, org_unit, roles.
     /// Every row is checked first; one bad row and nothing is imported.
     Import {
@@ -119,8 +129,51 @@ pub async fn run(core: &Core, actor: &str, cmd: UserCommand, io: &mut Io) -> Cli
         UserCommand::Enable { username, json } => {
             set_status(core, actor, &username, UserStatus::Active, json, io).await
         }
+        UserCommand::MfaReset { username, reason, json } => {
+            mfa_reset(core, actor, &username, &reason, json, io).await
+        }
         UserCommand::Import { file, json } => super::import::run(core, actor, &file, json, io).await,
     }
+}
+
+async fn mfa_reset(
+    core: &Core,
+    actor: &str,
+    username: &str,
+    reason: &str,
+    json: bool,
+    io: &mut Io,
+) -> CliResult {
+    let username = parse_username(username)?;
+    let reason = reason.trim().to_owned();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        bail!("--reason: say why, in at most 500 characters");
+    }
+    let (audit, actor, name) = (core.audit.clone(), actor.to_owned(), username.clone());
+    let cleared = core
+        .db
+        .run(move |c| {
+            crate::store::write_transaction(c, |c| {
+                let user = users::find_by_username(c, &name)?.ok_or(crate::store::DbError::NotFound)?;
+                let cleared = crate::store::factors::reset(c, &user.id)?;
+                let event = AuditEvent::new(actor, "mfa.reset", Outcome::Success)
+                    .target(format!("user:{}", user.id))
+                    .details(serde_json::json!({ "username": name, "cleared": cleared, "reason": reason }));
+                audit.append_with(c, vec![event])?;
+                Ok(cleared)
+            })
+        })
+        .await
+        .map_err(|e| match e {
+            crate::store::DbError::NotFound => anyhow!("no user '{username}'"),
+            other => other.into(),
+        })?;
+    if json {
+        return print_json(&mut io.stdout, &serde_json::json!({ "username": username, "cleared": cleared }));
+    }
+    let what = if cleared { "Cleared the second factors of" } else { "Nothing to clear for" };
+    writeln!(io.stdout, "{what} '{username}'. At their next login they set up a new authenticator app.")?;
+    Ok(())
 }
 
 fn parse_username(s: &str) -> anyhow::Result<Username> {
