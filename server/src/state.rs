@@ -250,7 +250,15 @@ fn sms_gateway(settings: &Settings) -> Arc<dyn crate::mfa::sms::SmsGateway> {
     use crate::config::SmsGatewayKind;
     use crate::mfa::sms::{HttpGateway, LogGateway};
     match settings.sms.gateway {
-        SmsGatewayKind::Log => Arc::new(LogGateway::new(settings.data_dir.join("sms.log"))),
+        SmsGatewayKind::Log => {
+            if settings.http.public_url.as_deref().is_some_and(|u| u.starts_with("https://")) {
+                tracing::warn!(
+                    "sms.gateway is \"log\": sign-in codes are written to sms.log in the data folder, \
+                     not sent; configure [sms.http] for production"
+                );
+            }
+            Arc::new(LogGateway::new(settings.data_dir.join("sms.log")))
+        }
         SmsGatewayKind::Http => Arc::new(HttpGateway::new(settings.sms.http.clone())),
     }
 }

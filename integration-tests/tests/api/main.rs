@@ -2,6 +2,7 @@
 //! backends named by `PRAMAAN_TEST_DATABASE_URL` / `PRAMAAN_TEST_REDIS_URL` (see
 //! `pramaan_integration_tests`), so `.ci/run` runs it once embedded and once on real services.
 
+mod account;
 mod audit;
 mod backends;
 mod browser_login;

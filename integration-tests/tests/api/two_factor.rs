@@ -280,18 +280,34 @@ fn clock_now(clock: &FixedClock) -> i64 {
 async fn acr_values_ask_for_a_second_factor_or_are_refused_when_none_can_be_met() {
     let clock = fixed_clock();
     let app = spawn_app_at(clock.clone(), |_| {}).await;
+    // No role needs a factor for these two; the client asks for one.
+    staff(&app, "texter", &[], Some("+919800000010")).await;
     staff(&app, "plain", &[], None).await;
     let f = flow(&app, &[("acr_values", "urn:pramaan:acr:mfa")]).await;
     let b = Browser::new(&app);
-    let page = password_step(&b, &f.url, "plain").await;
-    assert_eq!(page.url().path(), "/login/factor", "asked for mfa: set up an app");
-    let (_, shown) = enroll(&b, &page.text().await.unwrap(), &clock).await;
-    let t = tokens(&app, &f, &continue_from(&b, &shown).await).await;
-    assert_eq!(amr_of(&t, "id_token").1, "urn:pramaan:acr:mfa");
+    let html = password_step(&b, &f.url, "texter").await.text().await.unwrap();
+    assert!(html.contains("+91******0010"), "the registered phone serves");
+    let html = send_sms(&b, &html).await.text().await.unwrap();
+    // The embedded log gateway: the code is in the data folder's sms.log.
+    let log = std::fs::read_to_string(app.data_dir.path().join("sms.log")).unwrap();
+    let code: String = log.lines().last().unwrap().split('\t').nth(2).unwrap().chars().take(6).collect();
+    let t = tokens(&app, &f, &b.follow(submit_code(&b, &html, "sms", &code).await).await).await;
+    assert_eq!(
+        amr_of(&t, "id_token"),
+        (vec!["pwd".into(), "sms".into(), "mfa".into()], "urn:pramaan:acr:mfa".into())
+    );
+    // No factor at all: setting one up on the password alone is not offered; the client hears
+    // that its request cannot be met.
+    let g = flow_for(&app, &f.client, &[("acr_values", "urn:pramaan:acr:mfa")]);
+    let b = Browser::new(&app);
+    let page = b.follow(b.get(&g.url).await).await;
+    let back = b.submit_login(page, "plain", pramaan_integration_tests::browser::PASSWORD).await;
+    assert_eq!(query_of(&back, "error").as_deref(), Some("unmet_authentication_requirements"));
+    assert_eq!(query_of(&back, "state").as_deref(), Some("st4te"));
+    // Classes we do not know: refused at once.
     let g = flow_for(&app, &f.client, &[("acr_values", "urn:example:loa:4")]);
     let resp = Browser::new(&app).get(&g.url).await;
     assert_eq!(query_of(&resp, "error").as_deref(), Some("unmet_authentication_requirements"));
-    assert_eq!(query_of(&resp, "state").as_deref(), Some("st4te"));
 }
 
 #[tokio::test]
@@ -533,4 +549,96 @@ async fn the_helpdesk_resets_a_lost_app_and_the_next_login_sets_up_a_new_one() {
     let log = audit_log(&app).await;
     assert!(log.iter().any(|(a, o, d)| a == "mfa.reset" && o == "success" && d.contains("ticket 118")));
     let _ = user;
+}
+
+#[tokio::test]
+async fn wrong_codes_from_many_half_finished_logins_lock_the_account() {
+    let clock = fixed_clock();
+    let app = spawn_app_at(clock.clone(), |_| {}).await;
+    staff(&app, "target", &["national_admin"], None).await;
+    let key = first_login(&app, &clock, "target").await.key;
+    clock.advance(TimeDelta::seconds(30));
+    // Someone with the password opens eight half-finished logins and guesses in all at once.
+    let mut halves = Vec::new();
+    for _ in 0..8 {
+        let f = flow(&app, &[]).await;
+        let b = Browser::new(&app);
+        let html = password_step(&b, &f.url, "target").await.text().await.unwrap();
+        halves.push((b, html));
+    }
+    let right = app_code(&key, &clock);
+    let wrong = if right == "000000" { "111111" } else { "000000" };
+    let mut guesses = tokio::task::JoinSet::new();
+    let mut kept = None;
+    for (i, (b, html)) in halves.into_iter().enumerate() {
+        if i == 0 {
+            kept = Some((b, html));
+            continue;
+        }
+        let wrong = wrong.to_owned();
+        guesses.spawn(async move { submit_code(&b, &html, "totp", &wrong).await.status() });
+    }
+    while let Some(r) = guesses.join_next().await {
+        r.unwrap();
+    }
+    // Seven wrong codes in parallel: the lock came at the fifth, so even the right code is refused.
+    let stored = pramaan_integration_tests::browser::find_user(&app, "target").await;
+    assert!(stored.locked_until.is_some(), "the account is locked");
+    let (b, html) = kept.unwrap();
+    let resp = submit_code(&b, &html, "totp", &right).await;
+    assert!(code_in(&resp).is_none());
+    assert!(resp.text().await.unwrap().contains("locked for a while"));
+}
+
+#[tokio::test]
+async fn an_app_set_up_meanwhile_is_never_replaced_by_a_login() {
+    let clock = fixed_clock();
+    let app = spawn_app_at(clock.clone(), |_| {}).await;
+    staff(&app, "twotabs", &["helpdesk"], None).await;
+    // The password holder stops at the enrollment page; the owner sets up their app.
+    let f1 = flow(&app, &[]).await;
+    let intruder = Browser::new(&app);
+    let intruder_html = password_step(&intruder, &f1.url, "twotabs").await.text().await.unwrap();
+    let owner_key = first_login(&app, &clock, "twotabs").await.key;
+    let (csrf, request) =
+        (hidden(&intruder_html, "csrf").unwrap(), hidden(&intruder_html, "request").unwrap());
+    let code = app_code(&manual_key(&intruder_html), &clock);
+    let resp = intruder
+        .post("/login/factor/enroll", &[("csrf", &csrf), ("request", &request), ("code", &code)])
+        .await;
+    assert_eq!(resp.status(), 409);
+    assert!(code_in(&resp).is_none());
+    // The owner's app still signs in.
+    clock.advance(TimeDelta::seconds(30));
+    let f2 = flow(&app, &[]).await;
+    let b = Browser::new(&app);
+    let html = password_step(&b, &f2.url, "twotabs").await.text().await.unwrap();
+    assert!(
+        code_in(&b.follow(submit_code(&b, &html, "totp", &app_code(&owner_key, &clock)).await).await)
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_token_from_a_password_only_login_stops_when_a_role_needs_a_factor() {
+    let clock = fixed_clock();
+    let app = spawn_app_at(clock.clone(), |_| {}).await;
+    let user = staff(&app, "promoted", &[], None).await;
+    let f = flow(&app, &[]).await;
+    let b = Browser::new(&app);
+    let page = b.follow(b.get(&f.url).await).await;
+    let back =
+        b.follow(b.submit_login(page, "promoted", pramaan_integration_tests::browser::PASSWORD).await).await;
+    let t = tokens(&app, &f, &back).await;
+    let refresh = t["refresh_token"].as_str().expect("a refresh token").to_owned();
+    grant(&app, &user, "state_admin").await;
+    let (status, body) = post_form(
+        &app,
+        "/token",
+        None,
+        &[("grant_type", "refresh_token"), ("client_id", &f.client), ("refresh_token", &refresh)],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
 }

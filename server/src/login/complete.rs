@@ -10,6 +10,17 @@ use super::session::{self, Authenticated, Loaded};
 use crate::domain::{Acr, User};
 use crate::state::AppState;
 
+/// How the account is admitted at the end of the login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Admission {
+    /// Only if not locked at this moment (one atomic statement); clears the failure count.
+    Claim,
+    /// Already admitted: the last step was charged as a failure before it was checked,
+    /// while the account was not locked (`charge_attempt`), or claimed before something was
+    /// stored; clear that charge and any lock it set.
+    Charged,
+}
+
 // Made once per login and matched at once; boxing would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Completion {
@@ -34,11 +45,19 @@ pub(super) async fn complete_login(
     amr: Vec<String>,
     acr: Acr,
     secure: bool,
+    admission: Admission,
 ) -> Result<Completion, HttpResponse> {
     let now = state.core.clock.now();
     let id = user.id.clone();
-    let admitted =
-        state.core.db.run(move |c| crate::store::users::claim_login(c, &id, now)).await.map_err(|e| {
+    let admitted = state
+        .core
+        .db
+        .run(move |c| match admission {
+            Admission::Claim => crate::store::users::claim_login(c, &id, now),
+            Admission::Charged => crate::store::users::admit_charged(c, &id).map(|()| true),
+        })
+        .await
+        .map_err(|e| {
             tracing::error!(error = ?e, "could not admit the login");
             pages::unavailable_plain()
         })?;

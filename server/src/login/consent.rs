@@ -36,7 +36,8 @@ async fn show(
         Ok(None) => return resume(&q.request),
     };
     let p = &ctx.pending;
-    let client = match state.clients.get(&p.request.client_id).await {
+    let Some(r) = p.client_request() else { return resume(&q.request) };
+    let client = match state.clients.get(&r.client_id).await {
         Ok(Some(e)) => e.0.registration.name.clone(),
         _ => return pages::expired(&req),
     };
@@ -46,7 +47,7 @@ async fn show(
         request: &p.id,
         client_name: &client,
         username: user.username.as_str(),
-        scopes: p.request.scope.iter().map(Scope::as_str).collect(),
+        scopes: r.scope.iter().map(Scope::as_str).collect(),
     };
     pages::html(StatusCode::OK, page.render())
 }
@@ -77,7 +78,7 @@ async fn submit(
         Ok(Some(u)) => u,
         Ok(None) => return resume(&p.id),
     };
-    let r = &p.request;
+    let Some(r) = p.client_request() else { return resume(&p.id) };
     let outcome = if allow { Outcome::Success } else { Outcome::Denied };
     let event = AuditEvent::new(format!("user:{}", user.username), "consent", outcome)
         .target(format!("client:{}", r.client_id))

@@ -9,9 +9,9 @@ use askama::Template;
 use base64::Engine;
 use zeroize::Zeroizing;
 
-use super::complete::{Completion, complete_login};
+use super::complete::{Admission, Completion, complete_login};
 use super::pages::{self, EnrollPage, RecoveryCodesPage};
-use super::second_factor::{burn_and_start_again, spend_try};
+use super::second_factor::{burn_and_start_again, half_login, locked_out, spend_try};
 use super::session::PartialLogin;
 use super::{PageContext, audit, posted, resume, with_cookie};
 use crate::domain::{Acr, AuditEvent, Outcome, User, amr};
@@ -59,9 +59,21 @@ pub(super) fn show(
             return pages::unavailable_plain();
         }
     };
+    enroll_page(csrf, request, "/login/factor/enroll", &e, error, status)
+}
+
+/// The enrollment page for `e`, posting to `action`.
+pub(super) fn enroll_page(
+    csrf: &str,
+    request: &str,
+    action: &str,
+    e: &totp::Enrollment,
+    error: Option<&str>,
+    status: StatusCode,
+) -> HttpResponse {
     let qr = format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(&e.qr_png));
-    let page =
-        EnrollPage { t: pages::text(None), csrf, request, qr_data_uri: qr, manual_key: &e.manual_key, error };
+    let t = pages::text(None);
+    let page = EnrollPage { t, action, csrf, request, qr_data_uri: qr, manual_key: &e.manual_key, error };
     pages::html(status, page.render())
 }
 
@@ -76,15 +88,11 @@ async fn submit(
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    let request = pending.id;
-    let Some(h) = loaded.session.partial.clone().filter(|h| h.enrolling.is_some()) else {
-        return resume(&request);
-    };
-    let uid = h.user_id.clone();
-    let user = match state.core.db.run(move |c| crate::store::users::find(c, &uid)).await {
-        Ok(Some(u)) if u.status == crate::domain::UserStatus::Active => u,
+    let request = pending.id.clone();
+    let (h, user) = match half_login(&state, &loaded, &request).await {
+        Ok(v) if v.0.enrolling.is_some() => v,
         Ok(_) => return resume(&request),
-        Err(_) => return pages::unavailable(&req),
+        Err(resp) => return resp,
     };
     let t = pages::text(None);
     let csrf = loaded.session.csrf.clone();
@@ -113,38 +121,73 @@ async fn submit(
         .filter_map(|c| recovery::normalize(c))
         .map(|n| recovery::digest(&state.core.keys.digester, &user.id, &n))
         .collect();
+    // Admitted first (not locked at this moment), so nothing is stored for a locked account.
+    let uid = user.id.clone();
+    match state.core.db.run(move |c| crate::store::users::claim_login(c, &uid, now)).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return locked_out(&state, &req, &mut loaded, secure, &request).await;
+        }
+        Err(_) => return pages::unavailable(&req),
+    }
     let stored = state.core.keys.secrets.seal(&secret, format!("totp:{}", user.id).as_bytes());
     let uid = user.id.clone();
-    if let Err(e) =
-        state.core.db.run(move |c| factors::enroll_totp(c, &uid, &stored, step, &digests, now)).await
+    // Only if the account still has no app: one set up meanwhile (another tab, the person
+    // themselves while someone else holds their password) is never replaced from here.
+    match state.core.db.run(move |c| factors::enroll_first_totp(c, &uid, &stored, step, &digests, now)).await
     {
-        tracing::error!(error = ?e, "could not store the authenticator app");
-        return pages::unavailable(&req);
-    }
-    let event = AuditEvent::new(format!("user:{}", user.username), "mfa.totp.enroll", Outcome::Success)
-        .target(format!("user:{}", user.id))
-        .details(serde_json::json!({ "recovery_codes": codes.len(), "during": "login" }));
-    audit(&state, &req, event).await;
-    let proven = vec![amr::PWD.to_owned(), amr::OTP.to_owned(), amr::MFA.to_owned()];
-    let (auth, cookie) = match complete_login(&state, &mut loaded, &user, proven, Acr::Mfa, secure).await {
-        Ok(Completion::Done { auth, cookie }) => (auth, cookie),
-        Ok(Completion::Locked) => {
+        Ok(true) => {}
+        Ok(false) => {
+            let details = serde_json::json!({ "reason": "already_enrolled", "during": "login" });
+            let event =
+                AuditEvent::new(format!("user:{}", user.username), "mfa.totp.enroll", Outcome::Failure)
+                    .target(format!("user:{}", user.id))
+                    .details(details);
+            audit(&state, &req, event).await;
+            let msg = t.enroll_conflict;
             return burn_and_start_again(
                 &state,
                 &req,
                 &mut loaded,
                 secure,
                 &request,
-                t.locked,
-                StatusCode::OK,
+                msg,
+                StatusCode::CONFLICT,
             )
             .await;
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "could not store the authenticator app");
+            return pages::unavailable(&req);
+        }
+    }
+    let event = AuditEvent::new(format!("user:{}", user.username), "mfa.totp.enroll", Outcome::Success)
+        .target(format!("user:{}", user.id))
+        .details(serde_json::json!({ "recovery_codes": codes.len(), "during": "login" }));
+    audit(&state, &req, event).await;
+    let proven = vec![amr::PWD.to_owned(), amr::OTP.to_owned(), amr::MFA.to_owned()];
+    let (auth, cookie) = match complete_login(
+        &state,
+        &mut loaded,
+        &user,
+        proven,
+        Acr::Mfa,
+        secure,
+        Admission::Charged,
+    )
+    .await
+    {
+        Ok(Completion::Done { auth, cookie }) => (auth, cookie),
+        Ok(Completion::Locked) => {
+            return locked_out(&state, &req, &mut loaded, secure, &request).await;
         }
         Err(resp) => return resp,
     };
     let event = AuditEvent::new(format!("user:{}", user.username), "login.second_factor", Outcome::Success)
         .target(format!("user:{}", user.id))
-        .details(serde_json::json!({ "method": "totp_enroll", "client_id": pending.request.client_id, "sid": auth.sid }));
+        .details(
+            serde_json::json!({ "method": "totp_enroll", "client_id": pending.client_id(), "sid": auth.sid }),
+        );
     audit(&state, &req, event).await;
     let next = format!("/authorize/resume?request={request}");
     let page = RecoveryCodesPage { t, next: &next, codes: &codes, notice: None };

@@ -2,6 +2,8 @@
 //! flow, the rules they apply (functions over plain values, unit-tested without a server),
 //! and the browser session they share.
 
+mod account;
+mod account_factors;
 mod complete;
 mod consent;
 mod enroll;
@@ -31,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     password_change::configure(cfg);
     consent::configure(cfg);
     second_factor::configure(cfg);
+    account::configure(cfg);
     enroll::configure(cfg);
     cfg.route("/static/login.css", web::get().to(stylesheet));
 }
@@ -124,15 +127,23 @@ async fn audit(state: &AppState, req: &HttpRequest, mut event: AuditEvent) {
     }
 }
 
-/// [`session::signed_in_user`], with a failure answered by the "unavailable" page.
+/// [`session::signed_in_user`], with a failure answered by the "unavailable" page, and only
+/// if the login is as strong as the account needs now (a password-only login of an account
+/// that has since gained a factor requirement signs in again).
 // The error is the page to answer with; it is built once and returned at once.
 #[allow(clippy::result_large_err)]
 async fn signed_in_user(
     state: &AppState,
     s: &session::BrowserSession,
 ) -> Result<Option<crate::domain::User>, HttpResponse> {
-    session::signed_in_user(state, s).await.map_err(|e| {
+    let unavailable = |e: &dyn std::fmt::Debug| {
         tracing::error!(error = ?e, "the signed-in account could not be looked up");
         pages::unavailable_plain()
-    })
+    };
+    let Some(user) = session::signed_in_user(state, s).await.map_err(|e| unavailable(&e))? else {
+        return Ok(None);
+    };
+    let needed = factor_state(state, &user).await.map_err(|e| unavailable(&e))?.level();
+    let have = s.auth.as_ref().and_then(|a| crate::domain::Acr::parse(&a.acr));
+    Ok(have.is_some_and(|h| h >= needed).then_some(user))
 }

@@ -73,6 +73,34 @@ pub struct Text {
     pub recovery_used: &'static str,
     pub continue_: &'static str,
     pub sign_in_again: &'static str,
+    pub your_account: &'static str,
+    pub enroll_conflict: &'static str,
+    // The account page.
+    pub account_title: &'static str,
+    pub account_factors: &'static str,
+    pub account_app: &'static str,
+    pub account_app_since: &'static str,
+    pub account_app_none: &'static str,
+    pub account_new_app: &'static str,
+    pub account_set_up_app: &'static str,
+    pub account_prove: &'static str,
+    pub account_phone: &'static str,
+    pub account_phone_none: &'static str,
+    pub account_recovery: &'static str,
+    pub account_new_codes: &'static str,
+    pub account_password: &'static str,
+    pub account_current_password: &'static str,
+    pub account_password_changed: &'static str,
+    pub account_wrong_password: &'static str,
+    pub account_sessions: &'static str,
+    pub account_session_since: &'static str,
+    pub account_this_browser: &'static str,
+    pub account_end: &'static str,
+    pub account_end_others: &'static str,
+    pub account_ended: &'static str,
+    pub account_app_replaced: &'static str,
+    pub account_codes_replaced: &'static str,
+    pub account_wrong_code: &'static str,
 }
 
 pub const EN: Text = Text {
@@ -148,6 +176,33 @@ pub const EN: Text = Text {
                     authenticator app again from your account page.",
     continue_: "Continue",
     sign_in_again: "Sign in again",
+    your_account: "your Pramaan account",
+    enroll_conflict: "An authenticator app was set up for this account meanwhile. Sign in again and use it.",
+    account_title: "Your account",
+    account_factors: "Second factors",
+    account_app: "Authenticator app",
+    account_app_since: "Set up on {date}.",
+    account_app_none: "Not set up.",
+    account_new_app: "Set up a new app",
+    account_set_up_app: "Set up an app",
+    account_prove: "Code from your current app, or a recovery code",
+    account_phone: "Codes by text message go to {phone}.",
+    account_phone_none: "No phone number is registered for codes by text message.",
+    account_recovery: "Recovery codes left: {n}.",
+    account_new_codes: "Make new recovery codes",
+    account_password: "Change your password",
+    account_current_password: "Current password",
+    account_password_changed: "Your password was changed. Every other sign-in of yours was ended.",
+    account_wrong_password: "The current password is not right.",
+    account_sessions: "Where you are signed in",
+    account_session_since: "Signed in at {time} (UTC).",
+    account_this_browser: "This browser",
+    account_end: "End",
+    account_end_others: "End every other sign-in",
+    account_ended: "Signed out there. Its tokens no longer work.",
+    account_app_replaced: "Your new authenticator app is set up; the old one no longer works.",
+    account_codes_replaced: "Your new recovery codes are below; the old ones no longer work.",
+    account_wrong_code: "That code is not right. Enter the code your current app shows now, or a recovery code.",
 };
 
 /// The catalogue for a request (only English so far; `Accept-Language` picks once Hindi
@@ -214,6 +269,30 @@ pub struct MessagePage<'a> {
     pub link: Option<(&'a str, &'a str)>,
 }
 
+/// One of the person's logins on the account page.
+pub struct SessionRow {
+    pub sid: String,
+    pub since: String,
+    pub current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage<'a> {
+    pub t: &'a Text,
+    pub csrf: &'a str,
+    pub username: &'a str,
+    pub display_name: &'a str,
+    pub has_app: bool,
+    pub app_status: String,
+    pub recovery_status: String,
+    pub phone_status: String,
+    pub min_length: usize,
+    pub sessions: Vec<SessionRow>,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
 /// A second-factor method offered on the page.
 pub struct MethodLink<'a> {
     pub method: &'a str,
@@ -240,6 +319,8 @@ pub struct FactorPage<'a> {
 #[template(path = "enroll.html")]
 pub struct EnrollPage<'a> {
     pub t: &'a Text,
+    /// Where the form posts.
+    pub action: &'a str,
     pub csrf: &'a str,
     pub request: &'a str,
     pub qr_data_uri: String,

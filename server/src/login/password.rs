@@ -163,21 +163,34 @@ pub async fn attempt_login(
     }
 }
 
-/// Counts a wrong password (or second-factor code) unless the account is locked, and locks
-/// it at the threshold.
-pub(super) fn count_failure(
+/// Counts a wrong password unless the account is locked, and locks it at the threshold.
+fn count_failure(
     c: &mut crate::store::AnyConnection,
     id: &crate::domain::UserId,
     now: chrono::DateTime<chrono::Utc>,
     settings: &crate::config::LoginSettings,
 ) -> Result<(), crate::store::DbError> {
+    charge_attempt(c, id, now, settings).map(|_| ())
+}
+
+/// Charges one attempt as a failure before it is checked (second-factor codes), locking the
+/// account at the threshold: `false` when the account is locked and the attempt must not be
+/// checked at all. One transaction whose UPDATE holds the account's row, so of parallel
+/// attempts only `threshold` get through before the lock; a right one then clears the
+/// charge (`users::admit_charged`).
+pub(super) fn charge_attempt(
+    c: &mut crate::store::AnyConnection,
+    id: &crate::domain::UserId,
+    now: chrono::DateTime<chrono::Utc>,
+    settings: &crate::config::LoginSettings,
+) -> Result<bool, crate::store::DbError> {
     crate::store::write_transaction(c, |c| {
-        let Some(failures) = users::count_failed_login(c, id, now)? else { return Ok(()) };
+        let Some(failures) = users::count_failed_login(c, id, now)? else { return Ok(false) };
         if let Some(d) = super::lockout::lock_for(u32::try_from(failures).unwrap_or(0), settings) {
             let until = now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1));
             users::set_locked_until(c, id, Some(until))?;
         }
-        Ok(())
+        Ok(true)
     })
 }
 

@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::complete::{Completion, complete_login};
+use super::complete::{Admission, Completion, complete_login};
 use super::pages::{self, FactorPage, MethodLink, RecoveryCodesPage};
 use super::session::{self, Loaded, PartialLogin};
 use super::{PageContext, audit, page_context, posted, resume, with_cookie};
@@ -84,10 +84,18 @@ impl Method {
     }
 }
 
+/// Whether the password `h` proved still counts: the account was not cut off (disabled,
+/// a reset campaign) and its password did not change since.
+fn still_valid(h: &PartialLogin, user: &User) -> bool {
+    let cut_off = user.tokens_valid_after.timestamp_micros();
+    let changed = user.password_changed_at.map_or(i64::MIN, |t| t.timestamp_micros());
+    h.password_at_us >= cut_off && h.password_at_us >= changed
+}
+
 /// The half-finished login and its (still active) account, or where to go instead.
 // The error is the response to answer with; it is built once and returned at once.
 #[allow(clippy::result_large_err)]
-async fn half_login(
+pub(super) async fn half_login(
     state: &AppState,
     loaded: &Loaded,
     request: &str,
@@ -95,7 +103,7 @@ async fn half_login(
     let Some(h) = loaded.session.partial.clone() else { return Err(resume(request)) };
     let id = h.user_id.clone();
     match state.core.db.run(move |c| users::find(c, &id)).await {
-        Ok(Some(u)) if u.status == UserStatus::Active => Ok((h, u)),
+        Ok(Some(u)) if u.status == UserStatus::Active && still_valid(&h, &u) => Ok((h, u)),
         Ok(_) => Err(resume(request)),
         Err(e) => {
             tracing::error!(error = ?e, "the half-signed-in account could not be looked up");
@@ -242,6 +250,18 @@ pub(super) async fn burn_and_start_again(
     }
 }
 
+/// [`burn_and_start_again`] for a locked account.
+pub(super) async fn locked_out(
+    state: &AppState,
+    req: &HttpRequest,
+    loaded: &mut Loaded,
+    secure: bool,
+    request: &str,
+) -> HttpResponse {
+    let t = pages::text(None);
+    burn_and_start_again(state, req, loaded, secure, request, t.locked, StatusCode::OK).await
+}
+
 /// Ends a half-finished login (too many wrong codes, a lock): the person starts again from
 /// the password.
 async fn burn(
@@ -380,7 +400,7 @@ async fn submit(
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    let request = pending.id;
+    let request = pending.id.clone();
     let (h, user) = match half_login(&state, &loaded, &request).await {
         Ok(v) => v,
         Err(resp) => return resp,
@@ -400,12 +420,18 @@ async fn submit(
     if let Err(resp) = spend_try(&state, &req, &mut loaded, secure, &request, &user, method.as_str()).await {
         return resp;
     }
+    // Charged against the account before it is checked (as a wrong password would be), so
+    // parallel guesses from many half-finished logins cannot outrun the lock.
     let now = state.core.clock.now();
-    if user.locked_until.is_some_and(|l| l > now) {
-        let details = serde_json::json!({ "method": method.as_str(), "reason": "locked" });
-        audit(&state, &req, event(&user, "login.second_factor", Outcome::Failure, details)).await;
-        return burn_and_start_again(&state, &req, &mut loaded, secure, &request, t.locked, StatusCode::OK)
-            .await;
+    let (id, settings) = (user.id.clone(), state.core.settings.login.clone());
+    match state.core.db.run(move |c| super::password::charge_attempt(c, &id, now, &settings)).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let details = serde_json::json!({ "method": method.as_str(), "reason": "locked" });
+            audit(&state, &req, event(&user, "login.second_factor", Outcome::Failure, details)).await;
+            return locked_out(&state, &req, &mut loaded, secure, &request).await;
+        }
+        Err(_) => return pages::unavailable(&req),
     }
     let checked = match check(&state, &h, &user, method, form.get("code").unwrap_or("")).await {
         Ok(c) => c,
@@ -414,13 +440,6 @@ async fn submit(
     let (amr, recovery_left) = match checked {
         Checked::Right { amr, recovery_left } => (amr, recovery_left),
         Checked::Wrong { reason, message } => {
-            // Counted against the account as a wrong password is, and so locked at the threshold.
-            let (core, id, settings) =
-                (state.core.clone(), user.id.clone(), state.core.settings.login.clone());
-            if let Err(e) = core.db.run(move |c| super::password::count_failure(c, &id, now, &settings)).await
-            {
-                tracing::error!(error = ?e, "could not count a wrong code");
-            }
             audit(
                 &state,
                 &req,
@@ -439,26 +458,18 @@ async fn submit(
             return render(&state, &csrf, &request, &h, &user, view, StatusCode::OK);
         }
     };
-    let (auth, cookie) = match complete_login(&state, &mut loaded, &user, amr, Acr::Mfa, secure).await {
-        Ok(Completion::Done { auth, cookie }) => (auth, cookie),
-        Ok(Completion::Locked) => {
-            return burn_and_start_again(
-                &state,
-                &req,
-                &mut loaded,
-                secure,
-                &request,
-                t.locked,
-                StatusCode::OK,
-            )
-            .await;
-        }
-        Err(resp) => return resp,
-    };
+    let (auth, cookie) =
+        match complete_login(&state, &mut loaded, &user, amr, Acr::Mfa, secure, Admission::Charged).await {
+            Ok(Completion::Done { auth, cookie }) => (auth, cookie),
+            Ok(Completion::Locked) => {
+                return locked_out(&state, &req, &mut loaded, secure, &request).await;
+            }
+            Err(resp) => return resp,
+        };
     // Best effort: both expire with the transaction anyway.
     let _ = state.sessions.delete(&tries_key(&h.tx)).await;
     let _ = sms::discard(state.sessions.as_ref(), &h.tx).await;
-    audit(&state, &req, event(&user, "login.second_factor", Outcome::Success, serde_json::json!({ "method": method.as_str(), "client_id": pending.request.client_id, "sid": auth.sid }))).await;
+    audit(&state, &req, event(&user, "login.second_factor", Outcome::Success, serde_json::json!({ "method": method.as_str(), "client_id": pending.client_id(), "sid": auth.sid }))).await;
     if let Some(left) = recovery_left {
         audit(
             &state,
@@ -501,7 +512,7 @@ async fn send_sms(
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    let request = pending.id;
+    let request = pending.id.clone();
     let (h, user) = match half_login(&state, &loaded, &request).await {
         Ok(v) => v,
         Err(resp) => return resp,

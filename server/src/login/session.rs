@@ -65,11 +65,21 @@ pub struct BrowserSession {
     pub pending: Vec<Pending>,
     #[serde(default)]
     pub partial: Option<PartialLogin>,
+    /// A new authenticator app being set up from the account page, sealed (bound to the
+    /// account and the login).
+    #[serde(default)]
+    pub account_enrolling: Option<String>,
 }
 
 impl BrowserSession {
     pub fn fresh() -> Self {
-        Self { csrf: crate::crypto::random_token(24), auth: None, pending: Vec::new(), partial: None }
+        Self {
+            csrf: crate::crypto::random_token(24),
+            auth: None,
+            pending: Vec::new(),
+            partial: None,
+            account_enrolling: None,
+        }
     }
 
     /// Compares a form's CSRF token with this session's in constant time.
@@ -247,6 +257,21 @@ pub async fn start_sid(state: &AppState, a: &Authenticated) -> Result<(), StoreE
     state.sessions.put_indexed(&user_sessions_index(&a.user_id), &sid_key(&a.sid), &bytes, ttl).await
 }
 
+/// The person's live logins: each `sid` with its record, oldest first.
+pub async fn logins_of(state: &AppState, user: &UserId) -> Result<Vec<(String, SidRecord)>, StoreError> {
+    let mut out = Vec::new();
+    for key in state.sessions.index_members(&user_sessions_index(user)).await? {
+        let Some(sid) = key.strip_prefix("sid:") else { continue };
+        if let Some(rec) = sid_record(state, sid).await?
+            && rec.user_id == *user
+        {
+            out.push((sid.to_owned(), rec));
+        }
+    }
+    out.sort_by_key(|(_, r)| r.auth_time_us);
+    Ok(out)
+}
+
 /// The live record of `sid`, if the session has not ended.
 pub async fn sid_record(state: &AppState, sid: &str) -> Result<Option<SidRecord>, StoreError> {
     Ok(state.sessions.get(&sid_key(sid)).await?.and_then(|b| serde_json::from_slice(&b).ok()))
@@ -294,13 +319,13 @@ pub async fn end_sid(state: &AppState, sid: &str) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oidc::authorize::{AuthorizationRequest, Prompt};
+    use crate::oidc::authorize::{AuthorizationRequest, Prompt, Purpose};
 
     fn pending(id: &str, created_at_us: i64) -> Pending {
         Pending {
             id: id.into(),
             created_at_us,
-            request: AuthorizationRequest {
+            purpose: Purpose::Client(AuthorizationRequest {
                 client_id: crate::domain::ClientId::from_string("c".into()),
                 redirect_uri: "https://a/cb".into(),
                 scope: vec![],
@@ -311,7 +336,7 @@ mod tests {
                 max_age: None,
                 login_hint: None,
                 acr: None,
-            },
+            }),
             consented: false,
         }
     }

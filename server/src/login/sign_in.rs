@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::SecretString;
 
-use super::complete::{Completion, complete_login};
+use super::complete::{Admission, Completion, complete_login};
 use super::pages::{self, LoginPage};
 use super::session::{self, PartialLogin};
 use super::{
@@ -26,9 +26,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn client_name(state: &AppState, p: &Pending) -> String {
-    match state.clients.get(&p.request.client_id).await {
+    let Some(id) = p.client_id() else { return pages::text(None).your_account.to_owned() };
+    match state.clients.get(id).await {
         Ok(Some(e)) => e.0.registration.name.clone(),
-        _ => p.request.client_id.to_string(),
+        _ => id.to_string(),
     }
 }
 
@@ -56,8 +57,8 @@ async fn show(
     };
     let p = &ctx.pending;
     let name = client_name(&state, p).await;
-    let hint = p.request.login_hint.clone().unwrap_or_default();
-    render(&ctx.loaded.session.csrf, p, &name, &hint, None, StatusCode::OK)
+    let hint = p.login_hint().unwrap_or_default();
+    render(&ctx.loaded.session.csrf, p, &name, hint, None, StatusCode::OK)
 }
 
 async fn submit(
@@ -99,7 +100,7 @@ async fn submit(
             let actor =
                 user.as_ref().map_or_else(|| "anonymous".to_owned(), |u| format!("user:{}", u.username));
             let mut event = AuditEvent::new(actor, "login.password", Outcome::Failure)
-                .details(serde_json::json!({ "reason": why.as_str(), "client_id": p.request.client_id }));
+                .details(serde_json::json!({ "reason": why.as_str(), "client_id": p.client_id() }));
             if let Some(u) = &user {
                 event = event.target(format!("user:{}", u.id));
             }
@@ -122,46 +123,77 @@ async fn submit(
             return pages::unavailable(&req);
         }
     };
-    let step = crate::mfa::plan(&factors.requirement, factors.enrolled(), p.request.acr);
-    let details = |next: &str| serde_json::json!({ "client_id": p.request.client_id, "next": next });
+    let step = crate::mfa::plan(&factors.requirement, factors.enrolled(), p.wanted_acr());
+    let details = |next: &str| serde_json::json!({ "client_id": p.client_id(), "next": next });
     let actor = format!("user:{}", user.username);
-    let (factors_offered, enrolling) =
-        match step {
-            SecondStep::NotNeeded => {
-                let proven = vec![amr::PWD.to_owned()];
-                let (auth, cookie) =
-                    match complete_login(&state, &mut loaded, &user, proven, Acr::Password, secure).await {
-                        Ok(Completion::Done { auth, cookie }) => (auth, cookie),
-                        Ok(Completion::Locked) => {
-                            let event = AuditEvent::new(actor, "login.password", Outcome::Failure)
+    let (factors_offered, enrolling) = match step {
+        SecondStep::NotNeeded => {
+            let proven = vec![amr::PWD.to_owned()];
+            let (auth, cookie) = match complete_login(
+                &state,
+                &mut loaded,
+                &user,
+                proven,
+                Acr::Password,
+                secure,
+                Admission::Claim,
+            )
+            .await
+            {
+                Ok(Completion::Done { auth, cookie }) => (auth, cookie),
+                Ok(Completion::Locked) => {
+                    let event = AuditEvent::new(actor, "login.password", Outcome::Failure)
                         .target(format!("user:{}", user.id))
-                        .details(serde_json::json!({ "reason": "locked", "client_id": p.request.client_id }));
-                            audit(&state, &req, event).await;
-                            let msg = Some(t.wrong_credentials);
-                            return render(&loaded.session.csrf, &p, &name, &username, msg, StatusCode::OK);
-                        }
-                        Err(resp) => return resp,
-                    };
-                let event = AuditEvent::new(actor, "login.password", Outcome::Success)
-                    .target(format!("user:{}", user.id))
-                    .details(serde_json::json!({ "client_id": p.request.client_id, "sid": auth.sid }));
-                audit(&state, &req, event).await;
-                return with_cookie(&req, resume(&p.id), &cookie);
+                        .details(serde_json::json!({ "reason": "locked", "client_id": p.client_id() }));
+                    audit(&state, &req, event).await;
+                    let msg = Some(t.wrong_credentials);
+                    return render(&loaded.session.csrf, &p, &name, &username, msg, StatusCode::OK);
+                }
+                Err(resp) => return resp,
+            };
+            let event = AuditEvent::new(actor, "login.password", Outcome::Success)
+                .target(format!("user:{}", user.id))
+                .details(serde_json::json!({ "client_id": p.client_id(), "sid": auth.sid }));
+            audit(&state, &req, event).await;
+            return with_cookie(&req, resume(&p.id), &cookie);
+        }
+        SecondStep::NoUsableFactor => {
+            let event = AuditEvent::new(actor, "login.password", Outcome::Failure)
+                .target(format!("user:{}", user.id))
+                .details(serde_json::json!({ "reason": "no_usable_factor", "client_id": p.client_id() }));
+            audit(&state, &req, event).await;
+            // Only the client asked for a second factor (the roles do not need one): the
+            // client hears that its request cannot be met (OIDC Core §3.1.2.6 via the
+            // Unmet Authentication Requirements extension).
+            if factors.requirement == crate::mfa::Requirement::None
+                && let Some(r) = p.client_request()
+            {
+                loaded.session.remove_pending(&p.id);
+                let Ok(cookie) = session::save(&state, &mut loaded, secure).await else {
+                    return pages::unavailable(&req);
+                };
+                let e = crate::oidc::authorize::RedirectError {
+                    error: "unmet_authentication_requirements",
+                    description: "This account has no second factor it can use here.",
+                };
+                let to =
+                    crate::oidc::authorize::error_redirect(&issuer, &r.redirect_uri, r.state.as_deref(), &e);
+                return with_cookie(&req, to, &cookie);
             }
-            SecondStep::NoUsableFactor => {
-                let event = AuditEvent::new(actor, "login.password", Outcome::Failure)
-                    .target(format!("user:{}", user.id))
-                    .details(
-                        serde_json::json!({ "reason": "no_usable_factor", "client_id": p.request.client_id }),
-                    );
-                audit(&state, &req, event).await;
-                return pages::message(StatusCode::FORBIDDEN, t.problem, t.no_factor);
-            }
-            SecondStep::Verify(f) => (f, false),
-            SecondStep::EnrollTotp => (Vec::new(), true),
-        };
+            return pages::message(StatusCode::FORBIDDEN, t.problem, t.no_factor);
+        }
+        SecondStep::Verify(f) => (f, false),
+        SecondStep::EnrollTotp => (Vec::new(), true),
+    };
     // The password is right; the login is not done. What the browser holds now grants nothing
-    // but the second-factor page.
+    // but the second-factor page — and someone else's login in this browser ends now, not
+    // when this one completes.
+    if let Some(prev) = loaded.session.auth.take_if(|a| a.user_id != user.id)
+        && let Err(e) = crate::oidc::revocation::end_login(&state, &prev.sid).await
+    {
+        tracing::error!(error = ?e, "could not end the previous login");
+        return pages::unavailable(&req);
+    }
     let mut half = PartialLogin {
         tx: crate::crypto::random_token(16),
         user_id: user.id.clone(),

@@ -63,9 +63,12 @@ pub enum SecondStep {
     NotNeeded,
     /// Prove one of these (never empty).
     Verify(Vec<Factor>),
-    /// A factor is needed and none is usable: set up an authenticator app first.
+    /// The roles need a factor and none is usable: set up an authenticator app first.
     EnrollTotp,
-    /// A factor is needed and none can be used or set up here (SMS only, no phone).
+    /// A factor is needed and none can be used or set up on the password alone: the roles
+    /// allow SMS only and no phone is registered, or only the client asked for one (setting
+    /// up an app then would let whoever holds the password claim the account's second
+    /// factor).
     NoUsableFactor,
 }
 
@@ -92,7 +95,7 @@ pub fn plan(requirement: &Requirement, enrolled: Enrolled, wanted: Option<Acr>) 
         .collect();
     if !usable.is_empty() {
         SecondStep::Verify(usable)
-    } else if allowed.contains(&Factor::Totp) {
+    } else if matches!(requirement, Requirement::OneOf(_)) && allowed.contains(&Factor::Totp) {
         SecondStep::EnrollTotp
     } else {
         SecondStep::NoUsableFactor
@@ -160,7 +163,8 @@ mod tests {
         assert_eq!(plan(&Requirement::None, totp, None), SecondStep::Verify(vec![Factor::Totp]));
         // A client asking for a multi-factor login gets one.
         assert_eq!(plan(&Requirement::None, phone, Some(Acr::Mfa)), SecondStep::Verify(vec![Factor::Sms]));
-        assert_eq!(plan(&Requirement::None, none, Some(Acr::Mfa)), SecondStep::EnrollTotp);
+        // …but setting up an app on the password alone is only for roles that require one.
+        assert_eq!(plan(&Requirement::None, none, Some(Acr::Mfa)), SecondStep::NoUsableFactor);
         assert_eq!(plan(&Requirement::None, none, Some(Acr::Password)), SecondStep::NotNeeded);
     }
 }

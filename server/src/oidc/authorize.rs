@@ -65,9 +65,50 @@ pub struct Pending {
     pub id: String,
     /// When the request arrived, in microseconds (compared with the login's `auth_time_us`).
     pub created_at_us: i64,
-    pub request: AuthorizationRequest,
+    pub purpose: Purpose,
     /// The person approved this request on the consent page.
     pub consented: bool,
+}
+
+/// What a login is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Purpose {
+    /// A client's authorization request: it ends with a code (or an error) at the client.
+    Client(AuthorizationRequest),
+    /// The person's own account page (`/account`): it ends there.
+    Account,
+}
+
+impl Pending {
+    /// A login for the account page, arriving at `now_us`.
+    pub fn for_account(now_us: i64) -> Self {
+        Self {
+            id: crate::crypto::random_token(16),
+            created_at_us: now_us,
+            purpose: Purpose::Account,
+            consented: false,
+        }
+    }
+
+    pub fn client_request(&self) -> Option<&AuthorizationRequest> {
+        match &self.purpose {
+            Purpose::Client(r) => Some(r),
+            Purpose::Account => None,
+        }
+    }
+
+    pub fn client_id(&self) -> Option<&ClientId> {
+        self.client_request().map(|r| &r.client_id)
+    }
+
+    pub fn login_hint(&self) -> Option<&str> {
+        self.client_request().and_then(|r| r.login_hint.as_deref())
+    }
+
+    /// The weakest login the request accepts, if it named one.
+    pub fn wanted_acr(&self) -> Option<Acr> {
+        self.client_request().and_then(|r| r.acr)
+    }
 }
 
 /// An error to send back to the client (OIDC Core §3.1.2.6, RFC 6749 §4.1.2.1).
@@ -238,6 +279,8 @@ pub enum Next {
     ChangePassword,
     Consent,
     Issue,
+    /// An account-page login is complete: show the page.
+    Account,
     Fail(RedirectError),
 }
 
@@ -258,17 +301,20 @@ pub struct Standing<'a> {
 /// Decides the next step for `p` given what the browser brings and the scopes the person
 /// agreed to before. `now` in seconds.
 pub fn next_step(p: &Pending, s: &Standing<'_>, consented: &[Scope], first_party: bool, now: i64) -> Next {
-    let r = &p.request;
+    let (prompt, max_age, wanted) = match &p.purpose {
+        Purpose::Client(r) => (r.prompt, r.max_age, r.acr),
+        Purpose::Account => (Prompt::default(), None, None),
+    };
     let fresh_enough = |at_us: i64| {
         // A login made after the request arrived satisfies prompt=login and any max_age.
         let after_request = at_us >= p.created_at_us;
-        let within_max_age = r.max_age.is_none_or(|m| now - at_us.div_euclid(1_000_000) <= m);
-        after_request || (!r.prompt.login && within_max_age)
+        let within_max_age = max_age.is_none_or(|m| now - at_us.div_euclid(1_000_000) <= m);
+        after_request || (!prompt.login && within_max_age)
     };
     // A login too old or too weak for this request starts again; a half-finished one fresh
     // enough goes on to its second factor.
     let again = |why: &'static str| {
-        if r.prompt.none {
+        if prompt.none {
             Next::Fail(redirect_err("login_required", why))
         } else if s.half_at_us.is_some_and(fresh_enough) {
             Next::SecondFactor
@@ -279,7 +325,7 @@ pub fn next_step(p: &Pending, s: &Standing<'_>, consented: &[Scope], first_party
     let (Some(a), Some(user)) = (s.auth, s.user) else {
         return again("The person is not signed in.");
     };
-    let needed = r.acr.unwrap_or(Acr::Password).max(s.required);
+    let needed = wanted.unwrap_or(Acr::Password).max(s.required);
     let strong_enough = Acr::parse(&a.acr).is_some_and(|have| have >= needed);
     if !fresh_enough(a.auth_time_us) {
         return again("A fresh sign-in is required.");
@@ -288,12 +334,13 @@ pub fn next_step(p: &Pending, s: &Standing<'_>, consented: &[Scope], first_party
         return again("A sign-in with a second factor is required.");
     }
     if user.must_change_password {
-        return if r.prompt.none {
+        return if prompt.none {
             Next::Fail(redirect_err("interaction_required", "The person must change their password."))
         } else {
             Next::ChangePassword
         };
     }
+    let Purpose::Client(r) = &p.purpose else { return Next::Account };
     let covered = r.scope.iter().all(|s| consented.contains(s));
     let needs_consent = !first_party && !p.consented && (r.prompt.consent || !covered);
     if needs_consent {
@@ -407,8 +454,12 @@ async fn authorize(req: &HttpRequest, params: &[u8], state: &AppState, issuer: &
         }
     };
     let now_us = state.core.clock.now().timestamp_micros();
-    let pending =
-        Pending { id: crate::crypto::random_token(16), created_at_us: now_us, request, consented: false };
+    let pending = Pending {
+        id: crate::crypto::random_token(16),
+        created_at_us: now_us,
+        purpose: Purpose::Client(request),
+        consented: false,
+    };
     let id = pending.id.clone();
     loaded.session.add_pending(pending);
     proceed(req, state, issuer, loaded, &id).await
@@ -472,17 +523,24 @@ async fn decide(
     let secure = session::secure_issuer(&issuer.issuer);
     let now = state.core.clock.now();
     let pending = loaded.session.pending(id).cloned().ok_or(Failure::Expired)?;
-    let client = state.clients.get(&pending.request.client_id).await.map_err(unavailable)?;
-    let client = match client.as_ref().map(|e| &e.0).filter(|c| c.status == ClientStatus::Active) {
-        Some(c) => c.clone(),
-        None => {
-            // Suspended or deleted while the person was signing in: the redirect URI is no
-            // longer one we can vouch for.
-            loaded.session.remove_pending(id);
-            session::save(state, loaded, secure).await.map_err(unavailable)?;
-            return Ok(pages::error_page_plain(actix_web::http::StatusCode::BAD_REQUEST, BAD_LINK));
+    let client = match pending.client_id() {
+        Some(cid) => {
+            let found = state.clients.get(cid).await.map_err(unavailable)?;
+            match found.as_ref().map(|e| &e.0).filter(|c| c.status == ClientStatus::Active) {
+                Some(c) => Some(c.clone()),
+                None => {
+                    // Suspended or deleted while the person was signing in: the redirect URI
+                    // is no longer one we can vouch for.
+                    loaded.session.remove_pending(id);
+                    session::save(state, loaded, secure).await.map_err(unavailable)?;
+                    return Ok(pages::error_page_plain(actix_web::http::StatusCode::BAD_REQUEST, BAD_LINK));
+                }
+            }
         }
+        None => None,
     };
+    // The account page is Pramaan's own.
+    let first_party = client.as_ref().is_none_or(|c| c.registration.first_party);
     let user = crate::login::session::signed_in_user(state, &loaded.session).await.map_err(unavailable)?;
     let required = match &user {
         Some(u) => crate::login::factor_state(state, u).await.map_err(unavailable)?.level(),
@@ -493,9 +551,9 @@ async fn decide(
         // The login no longer stands: forget it so the login page starts clean.
         loaded.session.auth = None;
     }
-    let consented = match (&standing, client.registration.first_party) {
-        (Some(a), false) => {
-            let (uid, cid) = (a.user_id.clone(), client.id.clone());
+    let consented = match (&standing, &client) {
+        (Some(a), Some(c)) if !first_party => {
+            let (uid, cid) = (a.user_id.clone(), c.id.clone());
             state.core.db.run(move |c| consents::granted(c, &uid, &cid)).await.map_err(unavailable)?
         }
         _ => Vec::new(),
@@ -503,20 +561,28 @@ async fn decide(
     let half_at_us = loaded.session.partial.as_ref().map(|h| h.password_at_us);
     let now_s = now.timestamp();
     let situation = Standing { auth: standing.as_ref(), user: user.as_ref(), half_at_us, required };
-    let next = next_step(&pending, &situation, &consented, client.registration.first_party, now_s);
-    let r = &pending.request;
+    let next = next_step(&pending, &situation, &consented, first_party, now_s);
     let page = |path: &str| see_other(&format!("{path}?request={id}"));
     let resp = match next {
         Next::Login => page("/login"),
         Next::SecondFactor => page("/login/factor"),
         Next::ChangePassword => page("/login/password"),
         Next::Consent => page("/consent"),
+        Next::Account => {
+            loaded.session.remove_pending(id);
+            see_other("/account")
+        }
         Next::Fail(e) => {
             loaded.session.remove_pending(id);
-            error_redirect(issuer, &r.redirect_uri, r.state.as_deref(), &e)
+            match pending.client_request() {
+                Some(r) => error_redirect(issuer, &r.redirect_uri, r.state.as_deref(), &e),
+                None => see_other("/account"),
+            }
         }
         Next::Issue => {
-            let Some(a) = standing else { return Err(Failure::Expired) };
+            let (Some(a), Some(r), Some(client)) = (standing, pending.client_request(), client) else {
+                return Err(Failure::Expired);
+            };
             let grant = CodeGrant {
                 client_id: client.id.clone(),
                 redirect_uri: r.redirect_uri.clone(),

@@ -56,17 +56,55 @@ pub fn enroll_totp(
     let t = to_db_time(now);
     super::write_transaction(conn, |c| {
         diesel::delete(totp_factors::table.find(user.as_str())).execute(c)?;
-        diesel::insert_into(totp_factors::table)
-            .values((
-                totp_factors::user_id.eq(user.as_str()),
-                totp_factors::secret.eq(sealed_secret),
-                totp_factors::last_step.eq(first_step),
-                totp_factors::enrolled_at.eq(t),
-                totp_factors::last_used_at.eq(t),
-            ))
-            .execute(c)?;
+        insert_totp(c, user, sealed_secret, first_step, t)?;
         replace_recovery_codes(c, user, code_digests, now)
     })
+}
+
+fn insert_totp(
+    c: &mut AnyConnection,
+    user: &UserId,
+    sealed_secret: &str,
+    first_step: i64,
+    t: chrono::NaiveDateTime,
+) -> Result<(), DbError> {
+    diesel::insert_into(totp_factors::table)
+        .values((
+            totp_factors::user_id.eq(user.as_str()),
+            totp_factors::secret.eq(sealed_secret),
+            totp_factors::last_step.eq(first_step),
+            totp_factors::enrolled_at.eq(t),
+            totp_factors::last_used_at.eq(t),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+/// [`enroll_totp`] for an account that has no app: `false`, changing nothing, when it has one
+/// (set up meanwhile). The first statement inserts or fails on the primary key, so of two
+/// parallel enrollments exactly one wins.
+pub fn enroll_first_totp(
+    conn: &mut AnyConnection,
+    user: &UserId,
+    sealed_secret: &str,
+    first_step: i64,
+    code_digests: &[String],
+    now: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let t = to_db_time(now);
+    let inserted = super::write_transaction(conn, |c| {
+        if totp(c, user)?.is_some() {
+            return Ok(false);
+        }
+        insert_totp(c, user, sealed_secret, first_step, t)?;
+        replace_recovery_codes(c, user, code_digests, now)?;
+        Ok(true)
+    });
+    match inserted {
+        // A parallel enrollment inserted first.
+        Err(DbError::Conflict(_)) => Ok(false),
+        other => other,
+    }
 }
 
 /// Accepts time step `step` for `user` if it is newer than the last one accepted, and

@@ -278,6 +278,15 @@ pub fn claim_login(conn: &mut AnyConnection, id: &UserId, now: DateTime<Utc>) ->
     Ok(n == 1)
 }
 
+/// Admits a login whose last step was charged as a failure before it was checked (a
+/// second-factor code): clears the count and any lock that charge or a parallel one set.
+pub fn admit_charged(conn: &mut AnyConnection, id: &UserId) -> Result<(), DbError> {
+    diesel::update(users::table.find(id.as_str()))
+        .set((users::failed_logins.eq(0), users::locked_until.eq(None::<chrono::NaiveDateTime>)))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Stores a new password hash. `changed` says whether the password itself changed (and so
 /// clears `must_change_password` and stamps `password_changed_at`) or only its hash
 /// parameters did (rehash on login).

@@ -19,6 +19,9 @@ pub enum SmsError {
     Status(u16),
     #[error("the gateway could not be reached: {0}")]
     Unreachable(String),
+    /// Sent, but no answer in time: the message may still arrive.
+    #[error("the gateway did not answer in time")]
+    TimedOut,
     #[error("the message could not be written: {0}")]
     Io(String),
 }
@@ -70,7 +73,12 @@ impl SmsGateway for LogGateway {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            // Owner-only: the lines hold live codes.
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).append(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(&path)?;
             f.write_all(line.as_bytes())
         })
         .await
@@ -145,7 +153,8 @@ fn retryable(e: &SmsError) -> bool {
     match e {
         SmsError::Unreachable(_) => true,
         SmsError::Status(s) => *s == 429 || *s >= 500,
-        SmsError::Io(_) => false,
+        // Another attempt could send the message twice.
+        SmsError::TimedOut | SmsError::Io(_) => false,
     }
 }
 
@@ -159,11 +168,8 @@ impl SmsGateway for HttpGateway {
                 Ok(resp) if self.accepted(resp.status().as_u16()) => Ok(()),
                 Ok(resp) => Err(SmsError::Status(resp.status().as_u16())),
                 // Without the URL: it may carry the gateway's API key.
-                Err(e) => Err(SmsError::Unreachable(if e.is_timeout() {
-                    "timed out".into()
-                } else {
-                    e.without_url().to_string()
-                })),
+                Err(e) if e.is_timeout() && !e.is_connect() => Err(SmsError::TimedOut),
+                Err(e) => Err(SmsError::Unreachable(e.without_url().to_string())),
             };
             match outcome {
                 Ok(()) => return Ok(()),

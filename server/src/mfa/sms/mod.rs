@@ -74,22 +74,29 @@ pub async fn send(
     host: Option<&str>,
     now_us: i64,
 ) -> Result<Result<(), Refusal>, StoreError> {
-    let cooldown_us = i64::try_from(settings.resend_cooldown_secs).unwrap_or(300) * 1_000_000;
-    if let Some(prev) = load(store, tx).await? {
-        let wait_us = prev.sent_at_us + cooldown_us - now_us;
+    // The wait is the account's (a new login does not reset it), by the app's clock.
+    let cooldown_us = i64::try_from(settings.resend_cooldown_secs).unwrap_or(300).max(1) * 1_000_000;
+    let last_key = format!("sms-last:{}", to.user);
+    let last = store.get(&last_key).await?.and_then(|b| String::from_utf8(b).ok()?.parse::<i64>().ok());
+    if let Some(at) = last {
+        let wait_us = at + cooldown_us - now_us;
         if wait_us > 0 {
             return Ok(Err(Refusal::Cooldown(u64::try_from(wait_us).unwrap_or(0).div_ceil(1_000_000))));
         }
     }
     // Caps per clock hour of the app's clock; the counters themselves expire after an hour.
+    // The first is one send per account per cooldown-long slot: parallel requests that all
+    // passed the check above are settled here, atomically.
     let hour = now_us.div_euclid(3_600_000_000);
+    let slot = now_us.div_euclid(cooldown_us);
     let phone = digester.digest("sms-phone", to.phone.as_str().as_bytes());
     let mut caps = vec![
+        (format!("sms-slot:{}:{slot}", to.user), 1, "cooldown"),
         (format!("sms-cap:user:{}:{hour}", to.user), settings.per_user_hourly, "user"),
         (format!("sms-cap:phone:{phone}:{hour}"), settings.per_phone_hourly, "phone"),
     ];
     if let Some(ip) = to.ip {
-        caps.push((format!("sms-cap:ip:{ip}:{hour}"), settings.per_ip_hourly, "ip"));
+        caps.push((format!("sms-cap:ip:{}:{hour}", network_of(ip)), settings.per_ip_hourly, "ip"));
     }
     let window = Duration::from_secs(3_600);
     let mut charged = Vec::new();
@@ -98,14 +105,27 @@ pub async fn send(
         charged.push(key.clone());
         if n > *cap {
             refund(store, &charged).await?;
+            if *name == "cooldown" {
+                return Ok(Err(Refusal::Cooldown(settings.resend_cooldown_secs)));
+            }
             return Ok(Err(Refusal::Capped(name)));
         }
     }
     let code = six_digits();
     if let Err(e) = gateway.send(to.phone, &message(&code, settings.code_ttl_secs, host)).await {
-        refund(store, &charged).await?;
+        // A message that timed out may still arrive: it stays charged.
+        if !matches!(e, SmsError::TimedOut) {
+            refund(store, &charged).await?;
+        }
         return Ok(Err(Refusal::Delivery(e)));
     }
+    store
+        .put(
+            &last_key,
+            now_us.to_string().as_bytes(),
+            Duration::from_secs(settings.resend_cooldown_secs + 60),
+        )
+        .await?;
     let ttl_us = i64::try_from(settings.code_ttl_secs).unwrap_or(900) * 1_000_000;
     let sent = Sent {
         digest: digester.digest("sms-code", format!("{tx}:{code}").as_bytes()),
@@ -173,6 +193,18 @@ pub async fn verify(
 /// Forgets the code of `tx` (the transaction ended or was burnt).
 pub async fn discard(store: &dyn SessionStore, tx: &str) -> Result<(), StoreError> {
     store.delete(&code_key(tx)).await.map(|_| ())
+}
+
+/// The address a per-IP cap counts: an IPv4 address, or the /64 of an IPv6 one (one
+/// subscriber's network, whose addresses are theirs to rotate).
+fn network_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
 }
 
 /// Six uniformly random digits (rejection sampling: no modulo bias).

@@ -194,7 +194,7 @@ fn pending(extra: &str, created_at: i64) -> Pending {
     Pending {
         id: "p".into(),
         created_at_us: created_at * 1_000_000,
-        request: parse(&form(extra)).unwrap(),
+        purpose: Purpose::Client(parse(&form(extra)).unwrap()),
         consented: false,
     }
 }

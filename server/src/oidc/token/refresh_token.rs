@@ -69,6 +69,15 @@ pub async fn grant(
     let scope = narrowed_scope(&record.scope, scope)?;
     let auth_time_us = record.auth_time.timestamp_micros();
     let user = user_tokens::standing_user(state, &record.user_id, &record.sid, auth_time_us).await?;
+    // A login weaker than the account needs now (a role gained a factor requirement, an app was
+    // set up) keeps no token coming: the person signs in again, with the factor.
+    let needed = crate::login::factor_state(state, &user).await.map_err(internal)?.level();
+    if crate::domain::Acr::parse(&record.acr).is_none_or(|have| have < needed) {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidGrant,
+            "A sign-in with a second factor is now required for this account.",
+        ));
+    }
     let mut planned = Planned::new(state, client);
     planned.family_id = record.family_id.clone();
     let facts = LoginFacts {

@@ -1,0 +1,212 @@
+//! The account page's factor actions: setting up a new authenticator app (after proving the
+//! current one, or a recovery code) and making new recovery codes (after proving the app).
+//! A wrong proof counts against the account's lock, as a wrong code at login does.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use zeroize::Zeroizing;
+
+use super::account::{Banner, Visitor, event, posted, render};
+use super::pages::{self, RecoveryCodesPage};
+use super::{audit, with_cookie};
+use crate::domain::Outcome;
+use crate::mfa::{recovery, totp};
+use crate::oidc::Issuer;
+use crate::state::AppState;
+use crate::store::factors;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/account/app", web::post().to(new_app))
+        .route("/account/app/confirm", web::post().to(confirm_app))
+        .route("/account/recovery-codes", web::post().to(new_codes));
+}
+
+/// Proves the visitor's current app with `typed` (or, if `recovery_ok`, a recovery code).
+/// `Ok(false)` for a wrong proof, which is counted; `Err` only for a locked account or an
+/// unavailable store.
+async fn prove(state: &AppState, v: &Visitor, typed: &str, recovery_ok: bool) -> Result<bool, HttpResponse> {
+    let Some(f) = &v.factors.totp else { return Ok(true) };
+    let now = state.core.clock.now();
+    let unavailable = |_| pages::unavailable_plain();
+    // Charged before it is checked, so parallel guesses cannot outrun the lock.
+    let (id, settings) = (v.user.id.clone(), state.core.settings.login.clone());
+    let charged = state
+        .core
+        .db
+        .run(move |c| super::password::charge_attempt(c, &id, now, &settings))
+        .await
+        .map_err(unavailable)?;
+    if !charged {
+        return Ok(false);
+    }
+    let aad = format!("totp:{}", v.user.id);
+    let secret = state
+        .core
+        .keys
+        .secrets
+        .open(&f.sealed_secret, aad.as_bytes())
+        .map_err(|_| pages::unavailable_plain())?;
+    let secret = Zeroizing::new(secret);
+    let right = if let Some(step) = totp::verify(&secret, typed, now.timestamp(), f.last_step) {
+        let id = v.user.id.clone();
+        state.core.db.run(move |c| factors::accept_totp_step(c, &id, step, now)).await.map_err(unavailable)?
+    } else if let (true, Some(normal)) = (recovery_ok, recovery::normalize(typed)) {
+        let digest = recovery::digest(&state.core.keys.digester, &v.user.id, &normal);
+        let id = v.user.id.clone();
+        state
+            .core
+            .db
+            .run(move |c| factors::spend_recovery_code(c, &id, &digest, now))
+            .await
+            .map_err(unavailable)?
+            .is_some()
+    } else {
+        false
+    };
+    if right {
+        let id = v.user.id.clone();
+        state.core.db.run(move |c| crate::store::users::admit_charged(c, &id)).await.map_err(unavailable)?;
+    }
+    Ok(right)
+}
+
+fn pending_aad(v: &Visitor) -> String {
+    format!("totp-account:{}:{}", v.user.id, v.auth.sid)
+}
+
+async fn wrong_proof(state: &AppState, req: &HttpRequest, v: &Visitor, action: &str) -> HttpResponse {
+    let details = serde_json::json!({ "reason": "wrong_code", "during": "account" });
+    audit(state, req, event(&v.user, action, Outcome::Failure, details)).await;
+    let t = pages::text(None);
+    let banner = Banner { notice: None, error: Some(t.account_wrong_code.to_owned()) };
+    render(state, v, banner, StatusCode::OK).await
+}
+
+async fn new_app(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+) -> HttpResponse {
+    let (form, mut v) = match posted(&req, &body, &state, &issuer).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    match prove(&state, &v, form.get("code").unwrap_or(""), true).await {
+        Ok(true) => {}
+        Ok(false) => return wrong_proof(&state, &req, &v, "mfa.totp.enroll").await,
+        Err(resp) => return resp,
+    }
+    let secret = totp::new_secret();
+    v.loaded.session.account_enrolling =
+        Some(state.core.keys.secrets.seal(&secret, pending_aad(&v).as_bytes()));
+    let Ok(cookie) = super::session::save(&state, &mut v.loaded, v.secure).await else {
+        return pages::unavailable(&req);
+    };
+    let page = show_enrollment(&state, &v, &secret, None);
+    with_cookie(&req, page, &cookie)
+}
+
+fn show_enrollment(state: &AppState, v: &Visitor, secret: &[u8], error: Option<&str>) -> HttpResponse {
+    match totp::enrollment(secret, v.user.username.as_str(), &state.core.settings.mfa.issuer_name) {
+        Ok(e) => super::enroll::enroll_page(
+            &v.loaded.session.csrf,
+            "",
+            "/account/app/confirm",
+            &e,
+            error,
+            StatusCode::OK,
+        ),
+        Err(_) => pages::unavailable_plain(),
+    }
+}
+
+async fn confirm_app(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+) -> HttpResponse {
+    let (form, mut v) = match posted(&req, &body, &state, &issuer).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let Some(sealed) = v.loaded.session.account_enrolling.clone() else {
+        return crate::oidc::authorize::see_other("/account");
+    };
+    let Ok(secret) = state.core.keys.secrets.open(&sealed, pending_aad(&v).as_bytes()) else {
+        return pages::unavailable(&req);
+    };
+    let secret = Zeroizing::new(secret);
+    let now = state.core.clock.now();
+    let t = pages::text(None);
+    let Some(step) = totp::verify(&secret, form.get("code").unwrap_or(""), now.timestamp(), -1) else {
+        return show_enrollment(&state, &v, &secret, Some(t.enroll_wrong));
+    };
+    let codes = recovery::generate();
+    let digests = digests(&state, &v, &codes);
+    let stored = state.core.keys.secrets.seal(&secret, format!("totp:{}", v.user.id).as_bytes());
+    let id = v.user.id.clone();
+    if state.core.db.run(move |c| factors::enroll_totp(c, &id, &stored, step, &digests, now)).await.is_err() {
+        return pages::unavailable(&req);
+    }
+    v.loaded.session.account_enrolling = None;
+    let Ok(cookie) = super::session::save(&state, &mut v.loaded, v.secure).await else {
+        return pages::unavailable(&req);
+    };
+    let details = serde_json::json!({ "recovery_codes": codes.len(), "during": "account", "replaced": v.factors.totp.is_some() });
+    audit(&state, &req, event(&v.user, "mfa.totp.enroll", Outcome::Success, details)).await;
+    let page = RecoveryCodesPage {
+        t,
+        next: "/account",
+        codes: &codes,
+        notice: Some(t.account_app_replaced.to_owned()),
+    };
+    with_cookie(&req, pages::html(StatusCode::OK, page.render()), &cookie)
+}
+
+fn digests(state: &AppState, v: &Visitor, codes: &[String]) -> Vec<String> {
+    codes
+        .iter()
+        .filter_map(|c| recovery::normalize(c))
+        .map(|n| recovery::digest(&state.core.keys.digester, &v.user.id, &n))
+        .collect()
+}
+
+async fn new_codes(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+) -> HttpResponse {
+    let (form, v) = match posted(&req, &body, &state, &issuer).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    if v.factors.totp.is_none() {
+        return crate::oidc::authorize::see_other("/account");
+    }
+    // Only the app itself proves the person here: a recovery code must not mint new ones.
+    match prove(&state, &v, form.get("code").unwrap_or(""), false).await {
+        Ok(true) => {}
+        Ok(false) => return wrong_proof(&state, &req, &v, "mfa.recovery_codes.replace").await,
+        Err(resp) => return resp,
+    }
+    let codes = recovery::generate();
+    let digests = digests(&state, &v, &codes);
+    let (id, now) = (v.user.id.clone(), state.core.clock.now());
+    if state.core.db.run(move |c| factors::replace_recovery_codes(c, &id, &digests, now)).await.is_err() {
+        return pages::unavailable(&req);
+    }
+    let details = serde_json::json!({ "recovery_codes": codes.len() });
+    audit(&state, &req, event(&v.user, "mfa.recovery_codes.replace", Outcome::Success, details)).await;
+    let t = pages::text(None);
+    let page = RecoveryCodesPage {
+        t,
+        next: "/account",
+        codes: &codes,
+        notice: Some(t.account_codes_replaced.to_owned()),
+    };
+    pages::html(StatusCode::OK, page.render())
+}
