@@ -225,3 +225,96 @@ async fn changing_the_password_ends_every_other_sign_in_and_sessions_can_be_ende
     assert!(log.iter().any(|(a, o, _)| a == "password.change" && o == "failure"));
     assert!(!format!("{log:?}").contains(NEW_PASSWORD));
 }
+
+#[tokio::test]
+async fn a_password_alone_cannot_set_up_the_first_app() {
+    let clock = fixed_clock();
+    let app = spawn_app_at(clock.clone(), |_| {}).await;
+    let user = staff(&app, "plainacc", &[], Some("+919800000030")).await;
+    let b = Browser::new(&app);
+    let page = b.follow(b.get("/account").await).await;
+    let done = b.follow(b.submit_login(page, "plainacc", PASSWORD).await).await;
+    assert_eq!(done.url().path(), "/account", "no factor needed: the password signs in");
+    let html = done.text().await.unwrap();
+    let csrf = hidden(&html, "csrf").unwrap();
+    let resp = b.post("/account/app", &[("csrf", &csrf), ("code", "")]).await;
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().await.unwrap().contains("sign in with a second factor"));
+    let id = user.id.clone();
+    let row = app.core.db.run(move |c| pramaan_server::store::factors::totp(c, &id)).await.unwrap();
+    assert!(row.is_none(), "whoever holds the password cannot claim the second factor");
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_on_the_page_count_towards_the_lock() {
+    let clock = fixed_clock();
+    let app = spawn_app_at(clock.clone(), |_| {}).await;
+    let e = enrolled_admin(&app, &clock, "acc5").await;
+    clock.advance(TimeDelta::seconds(30));
+    let b = Browser::new(&app);
+    let html = account_login(&b, "acc5", PASSWORD, &e.key, &clock).await;
+    let csrf = hidden(&html, "csrf").unwrap();
+    let guess = |p: &'static str| -> Vec<(&'static str, String)> {
+        vec![
+            ("csrf", csrf.clone()),
+            ("current_password", p.to_owned()),
+            ("new_password", NEW_PASSWORD.to_owned()),
+            ("confirm_password", NEW_PASSWORD.to_owned()),
+        ]
+    };
+    for _ in 0..5 {
+        let g = guess("not the password");
+        let g: Vec<(&str, &str)> = g.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let resp = b.post("/account/password", &g).await;
+        assert!(resp.text().await.unwrap().contains("The current password is not right"));
+    }
+    // Locked now: even the right password is refused, and the trail says why.
+    let g = guess(PASSWORD);
+    let g: Vec<(&str, &str)> = g.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let resp = b.post("/account/password", &g).await;
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().await.unwrap().contains("locked for a while"));
+    let log = actions(&app).await;
+    assert!(log.iter().any(|(a, _, _)| a == "login.lockout"));
+    assert!(!log.iter().any(|(a, o, _)| a == "password.change" && o == "success"));
+}
+
+#[tokio::test]
+async fn a_new_app_started_before_another_change_cannot_be_confirmed() {
+    let clock = fixed_clock();
+    let app = spawn_app_at(clock.clone(), |_| {}).await;
+    let e = enrolled_admin(&app, &clock, "acc6").await;
+    clock.advance(TimeDelta::seconds(30));
+    let a = Browser::new(&app);
+    let html_a = account_login(&a, "acc6", PASSWORD, &e.key, &clock).await;
+    let csrf_a = hidden(&html_a, "csrf").unwrap();
+    let key_a = manual_key(
+        &a.post("/account/app", &[("csrf", &csrf_a), ("code", &e.recovery_codes[0])])
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    // Meanwhile, in another browser, a new app is set up and confirmed.
+    clock.advance(TimeDelta::seconds(30));
+    let b = Browser::new(&app);
+    let html_b = account_login(&b, "acc6", PASSWORD, &e.key, &clock).await;
+    let csrf_b = hidden(&html_b, "csrf").unwrap();
+    let key_b = manual_key(
+        &b.post("/account/app", &[("csrf", &csrf_b), ("code", &e.recovery_codes[1])])
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    let done =
+        b.post("/account/app/confirm", &[("csrf", &csrf_b), ("code", &app_code(&key_b, &clock))]).await;
+    assert!(done.text().await.unwrap().contains("the old one no longer works"));
+    // The first browser's setup was proven against the app that is gone: refused.
+    let late =
+        a.post("/account/app/confirm", &[("csrf", &csrf_a), ("code", &app_code(&key_a, &clock))]).await;
+    assert_eq!(late.status(), 303);
+    clock.advance(TimeDelta::seconds(30));
+    let c = Browser::new(&app);
+    account_login(&c, "acc6", PASSWORD, &key_b, &clock).await;
+}

@@ -588,6 +588,35 @@ async fn wrong_codes_from_many_half_finished_logins_lock_the_account() {
     let resp = submit_code(&b, &html, "totp", &right).await;
     assert!(code_in(&resp).is_none());
     assert!(resp.text().await.unwrap().contains("locked for a while"));
+    let log = audit_log(&app).await;
+    assert!(
+        log.iter().any(|(a, o, d)| a == "login.lockout" && o == "denied" && d.contains("\"failures\":5"))
+    );
+    assert!(log.iter().any(|(a, _, d)| a == "login.second_factor" && d.contains("\"reason\":\"locked\"")));
+}
+
+#[tokio::test]
+async fn every_second_step_form_refuses_a_missing_csrf_token() {
+    let clock = fixed_clock();
+    let stub = SmsStub::start().await;
+    let app = spawn_app_at(clock.clone(), |s| stub.configure(s)).await;
+    staff(&app, "csrfsms", &["vaccinator"], Some("+919800000020")).await;
+    staff(&app, "csrfapp", &["auditor"], None).await;
+    let (b, _, html) = sms_page(&app, "csrfsms").await;
+    let request = hidden(&html, "request").unwrap();
+    let send = b.post("/login/factor/send", &[("request", &request)]).await;
+    assert_eq!(send.status(), 403);
+    assert!(stub.received().is_empty(), "no message without the token");
+    let (b, _, html) = sms_page(&app, "csrfapp").await;
+    let request = hidden(&html, "request").unwrap();
+    let code = app_code(&manual_key(&html), &clock);
+    let enroll =
+        b.post("/login/factor/enroll", &[("request", &request), ("code", &code), ("csrf", "forged")]).await;
+    assert_eq!(enroll.status(), 403);
+    let stored = pramaan_integration_tests::browser::find_user(&app, "csrfapp").await;
+    let id = stored.id.clone();
+    let app_row = app.core.db.run(move |c| pramaan_server::store::factors::totp(c, &id)).await.unwrap();
+    assert!(app_row.is_none(), "nothing enrolled");
 }
 
 #[tokio::test]

@@ -169,8 +169,21 @@ async fn change_password(
     let t = pages::text(None);
     let fail = |msg: String| Banner { notice: None, error: Some(msg) };
     let current = form.get("current_password").unwrap_or("");
-    match is_current_password(&state.core, &v.user, current).await {
+    // Charged before it is checked, as a login's password is counted: a stolen session
+    // cookie does not make the password guessable.
+    let now = state.core.clock.now();
+    match super::password::charge_attempt(&state.core, &v.user, now).await {
         Ok(true) => {}
+        Ok(false) => return render(&state, &v, fail(t.locked.to_owned()), StatusCode::FORBIDDEN).await,
+        Err(_) => return pages::unavailable(&req),
+    }
+    match is_current_password(&state.core, &v.user, current).await {
+        Ok(true) => {
+            let id = v.user.id.clone();
+            if state.core.db.run(move |c| users::admit_charged(c, &id)).await.is_err() {
+                return pages::unavailable(&req);
+            }
+        }
         Ok(false) => {
             let details = serde_json::json!({ "reason": "wrong_current_password" });
             audit(&state, &req, event(&v.user, "password.change", Outcome::Failure, details)).await;

@@ -9,8 +9,9 @@ use zeroize::Zeroizing;
 
 use super::account::{Banner, Visitor, event, posted, render};
 use super::pages::{self, RecoveryCodesPage};
+use super::session::AccountEnrollment;
 use super::{audit, with_cookie};
-use crate::domain::Outcome;
+use crate::domain::{Acr, Outcome};
 use crate::mfa::{recovery, totp};
 use crate::oidc::Issuer;
 use crate::state::AppState;
@@ -22,23 +23,31 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/account/recovery-codes", web::post().to(new_codes));
 }
 
-/// Proves the visitor's current app with `typed` (or, if `recovery_ok`, a recovery code).
-/// `Ok(false)` for a wrong proof, which is counted; `Err` only for a locked account or an
-/// unavailable store.
+/// How long a login may be old to set up a first app from the account page.
+const FRESH_SECS: i64 = 600;
+
+/// Proves the person before a factor change: with an app, its code (or, if `recovery_ok`, a
+/// recovery code), charged against the account's lock before it is checked; without one, a
+/// login of the last ten minutes that itself proved a second factor (an SMS code) — never a
+/// password alone, which would let whoever holds the password claim the account's second
+/// factor. `Ok(false)` for a wrong code; `Err` is the page to show (locked, not proven).
 async fn prove(state: &AppState, v: &Visitor, typed: &str, recovery_ok: bool) -> Result<bool, HttpResponse> {
-    let Some(f) = &v.factors.totp else { return Ok(true) };
+    let t = pages::text(None);
     let now = state.core.clock.now();
+    let Some(f) = &v.factors.totp else {
+        let strong = Acr::parse(&v.auth.acr) == Some(Acr::Mfa);
+        let fresh = now.timestamp() - v.auth.auth_time_secs() <= FRESH_SECS;
+        if strong && fresh {
+            return Ok(true);
+        }
+        let banner = Banner { notice: None, error: Some(t.account_needs_factor.to_owned()) };
+        return Err(render(state, v, banner, StatusCode::FORBIDDEN).await);
+    };
     let unavailable = |_| pages::unavailable_plain();
     // Charged before it is checked, so parallel guesses cannot outrun the lock.
-    let (id, settings) = (v.user.id.clone(), state.core.settings.login.clone());
-    let charged = state
-        .core
-        .db
-        .run(move |c| super::password::charge_attempt(c, &id, now, &settings))
-        .await
-        .map_err(unavailable)?;
-    if !charged {
-        return Ok(false);
+    if !super::password::charge_attempt(&state.core, &v.user, now).await.map_err(unavailable)? {
+        let banner = Banner { notice: None, error: Some(t.locked.to_owned()) };
+        return Err(render(state, v, banner, StatusCode::FORBIDDEN).await);
     }
     let aad = format!("totp:{}", v.user.id);
     let secret = state
@@ -71,8 +80,15 @@ async fn prove(state: &AppState, v: &Visitor, typed: &str, recovery_ok: bool) ->
     Ok(right)
 }
 
+/// The associated data of a new app's secret: bound to the account, this login, and the app
+/// that was proven (or none), so the setup fails if the app changed meanwhile.
 fn pending_aad(v: &Visitor) -> String {
-    format!("totp-account:{}:{}", v.user.id, v.auth.sid)
+    let proven = v
+        .factors
+        .totp
+        .as_ref()
+        .map_or_else(|| "none".to_owned(), |f| f.enrolled_at.timestamp_micros().to_string());
+    format!("totp-account:{}:{}:{proven}", v.user.id, v.auth.sid)
 }
 
 async fn wrong_proof(state: &AppState, req: &HttpRequest, v: &Visitor, action: &str) -> HttpResponse {
@@ -99,8 +115,10 @@ async fn new_app(
         Err(resp) => return resp,
     }
     let secret = totp::new_secret();
-    v.loaded.session.account_enrolling =
-        Some(state.core.keys.secrets.seal(&secret, pending_aad(&v).as_bytes()));
+    v.loaded.session.account_enrolling = Some(AccountEnrollment {
+        sealed: state.core.keys.secrets.seal(&secret, pending_aad(&v).as_bytes()),
+        started_at_us: state.core.clock.now().timestamp_micros(),
+    });
     let Ok(cookie) = super::session::save(&state, &mut v.loaded, v.secure).await else {
         return pages::unavailable(&req);
     };
@@ -132,14 +150,20 @@ async fn confirm_app(
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    let Some(sealed) = v.loaded.session.account_enrolling.clone() else {
+    let now = state.core.clock.now();
+    let ttl_us = i64::try_from(state.core.settings.login.pending_ttl_secs).unwrap_or(900) * 1_000_000;
+    // Started long ago, or the app changed since it was proven: start again from the page.
+    let opened = v
+        .loaded
+        .session
+        .account_enrolling
+        .clone()
+        .filter(|e| now.timestamp_micros() - e.started_at_us <= ttl_us)
+        .and_then(|e| state.core.keys.secrets.open(&e.sealed, pending_aad(&v).as_bytes()).ok());
+    let Some(secret) = opened else {
         return crate::oidc::authorize::see_other("/account");
     };
-    let Ok(secret) = state.core.keys.secrets.open(&sealed, pending_aad(&v).as_bytes()) else {
-        return pages::unavailable(&req);
-    };
     let secret = Zeroizing::new(secret);
-    let now = state.core.clock.now();
     let t = pages::text(None);
     let Some(step) = totp::verify(&secret, form.get("code").unwrap_or(""), now.timestamp(), -1) else {
         return show_enrollment(&state, &v, &secret, Some(t.enroll_wrong));
@@ -155,14 +179,14 @@ async fn confirm_app(
     let Ok(cookie) = super::session::save(&state, &mut v.loaded, v.secure).await else {
         return pages::unavailable(&req);
     };
-    let details = serde_json::json!({ "recovery_codes": codes.len(), "during": "account", "replaced": v.factors.totp.is_some() });
+    let details = serde_json::json!({
+        "recovery_codes": codes.len(),
+        "during": "account",
+        "replaced": v.factors.totp.is_some()
+    });
     audit(&state, &req, event(&v.user, "mfa.totp.enroll", Outcome::Success, details)).await;
-    let page = RecoveryCodesPage {
-        t,
-        next: "/account",
-        codes: &codes,
-        notice: Some(t.account_app_replaced.to_owned()),
-    };
+    let notice = Some(t.account_app_replaced.to_owned());
+    let page = RecoveryCodesPage { t, next: "/account", codes: &codes, notice };
     with_cookie(&req, pages::html(StatusCode::OK, page.render()), &cookie)
 }
 

@@ -30,6 +30,17 @@ pub(super) enum Completion {
     },
     /// Locked meanwhile by wrong guesses (the atomic admission saw it); nothing changed.
     Locked,
+    /// The password changed, or the account was cut off, after the password was proven.
+    Stale,
+}
+
+/// What a login proved, and how.
+pub(super) struct Proof {
+    pub amr: Vec<String>,
+    pub acr: Acr,
+    pub admission: Admission,
+    /// When the password was checked, in microseconds.
+    pub password_at_us: i64,
 }
 
 /// Finishes the login of `user` proven by `amr`. The same person signing in again keeps
@@ -42,11 +53,10 @@ pub(super) async fn complete_login(
     state: &AppState,
     loaded: &mut Loaded,
     user: &User,
-    amr: Vec<String>,
-    acr: Acr,
+    proof: Proof,
     secure: bool,
-    admission: Admission,
 ) -> Result<Completion, HttpResponse> {
+    let Proof { amr, acr, admission, password_at_us } = proof;
     let now = state.core.clock.now();
     let id = user.id.clone();
     let admitted = state
@@ -63,6 +73,20 @@ pub(super) async fn complete_login(
         })?;
     if !admitted {
         return Ok(Completion::Locked);
+    }
+    // The password proven must still be the account's, and the account not cut off since:
+    // a login racing a password change or a reset must not outlive it.
+    let id = user.id.clone();
+    let fresh = state.core.db.run(move |c| crate::store::users::find(c, &id)).await.map_err(|e| {
+        tracing::error!(error = ?e, "could not read the account");
+        pages::unavailable_plain()
+    })?;
+    let still = fresh.as_ref().is_some_and(|u| {
+        u.tokens_valid_after.timestamp_micros() <= password_at_us
+            && u.password_changed_at.is_none_or(|t| t.timestamp_micros() <= password_at_us)
+    });
+    if !still {
+        return Ok(Completion::Stale);
     }
     let sid = match loaded.session.auth.take() {
         Some(prev) if prev.user_id == user.id => match session::sid_record(state, &prev.sid).await {

@@ -9,7 +9,7 @@ use askama::Template;
 use base64::Engine;
 use zeroize::Zeroizing;
 
-use super::complete::{Admission, Completion, complete_login};
+use super::complete::{Admission, Completion, Proof, complete_login};
 use super::pages::{self, EnrollPage, RecoveryCodesPage};
 use super::second_factor::{burn_and_start_again, half_login, locked_out, spend_try};
 use super::session::PartialLogin;
@@ -165,20 +165,15 @@ async fn submit(
         .target(format!("user:{}", user.id))
         .details(serde_json::json!({ "recovery_codes": codes.len(), "during": "login" }));
     audit(&state, &req, event).await;
-    let proven = vec![amr::PWD.to_owned(), amr::OTP.to_owned(), amr::MFA.to_owned()];
-    let (auth, cookie) = match complete_login(
-        &state,
-        &mut loaded,
-        &user,
-        proven,
-        Acr::Mfa,
-        secure,
-        Admission::Charged,
-    )
-    .await
-    {
+    let proof = Proof {
+        amr: vec![amr::PWD.to_owned(), amr::OTP.to_owned(), amr::MFA.to_owned()],
+        acr: Acr::Mfa,
+        admission: Admission::Charged,
+        password_at_us: h.password_at_us,
+    };
+    let (auth, cookie) = match complete_login(&state, &mut loaded, &user, proof, secure).await {
         Ok(Completion::Done { auth, cookie }) => (auth, cookie),
-        Ok(Completion::Locked) => {
+        Ok(Completion::Locked | Completion::Stale) => {
             return locked_out(&state, &req, &mut loaded, secure, &request).await;
         }
         Err(resp) => return resp,

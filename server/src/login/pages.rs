@@ -101,6 +101,7 @@ pub struct Text {
     pub account_app_replaced: &'static str,
     pub account_codes_replaced: &'static str,
     pub account_wrong_code: &'static str,
+    pub account_needs_factor: &'static str,
 }
 
 pub const EN: Text = Text {
@@ -203,6 +204,9 @@ pub const EN: Text = Text {
     account_app_replaced: "Your new authenticator app is set up; the old one no longer works.",
     account_codes_replaced: "Your new recovery codes are below; the old ones no longer work.",
     account_wrong_code: "That code is not right. Enter the code your current app shows now, or a recovery code.",
+    account_needs_factor: "To set up an app here, sign in with a second factor (such as a code by text message) \
+                           within the last ten minutes. If your account has no second factor, ask your \
+                           administrator.",
 };
 
 /// The catalogue for a request (only English so far; `Accept-Language` picks once Hindi

@@ -141,13 +141,11 @@ pub async fn attempt_login(
     if user.status != UserStatus::Active {
         return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Disabled });
     }
-    let id = user.id.clone();
     match verdict {
         Verification::Invalid => {
-            let (core, settings) = (core.clone(), core.settings.login.clone());
+            let (core, counted_user) = (core.clone(), user.clone());
             tokio::spawn(async move {
-                let counted = core.db.run(move |c| count_failure(c, &id, now, &settings)).await;
-                if let Err(e) = counted {
+                if let Err(e) = charge_attempt(&core, &counted_user, now).await {
                     tracing::error!(error = ?e, "could not count a failed login");
                 }
             });
@@ -163,35 +161,39 @@ pub async fn attempt_login(
     }
 }
 
-/// Counts a wrong password unless the account is locked, and locks it at the threshold.
-fn count_failure(
-    c: &mut crate::store::AnyConnection,
-    id: &crate::domain::UserId,
+/// Charges one attempt against `user` as a failure — a wrong password after the fact, a
+/// second-factor code before it is checked — and locks the account at the threshold, with a
+/// `login.lockout` audit event in the same transaction. `false` when the account is locked
+/// and the attempt must not be checked at all. The transaction's UPDATE holds the account's
+/// row, so of parallel attempts only `threshold` get through before the lock; a right code
+/// then clears the charge (`users::admit_charged`).
+pub(super) async fn charge_attempt(
+    core: &Core,
+    user: &User,
     now: chrono::DateTime<chrono::Utc>,
-    settings: &crate::config::LoginSettings,
-) -> Result<(), crate::store::DbError> {
-    charge_attempt(c, id, now, settings).map(|_| ())
-}
-
-/// Charges one attempt as a failure before it is checked (second-factor codes), locking the
-/// account at the threshold: `false` when the account is locked and the attempt must not be
-/// checked at all. One transaction whose UPDATE holds the account's row, so of parallel
-/// attempts only `threshold` get through before the lock; a right one then clears the
-/// charge (`users::admit_charged`).
-pub(super) fn charge_attempt(
-    c: &mut crate::store::AnyConnection,
-    id: &crate::domain::UserId,
-    now: chrono::DateTime<chrono::Utc>,
-    settings: &crate::config::LoginSettings,
-) -> Result<bool, crate::store::DbError> {
-    crate::store::write_transaction(c, |c| {
-        let Some(failures) = users::count_failed_login(c, id, now)? else { return Ok(false) };
-        if let Some(d) = super::lockout::lock_for(u32::try_from(failures).unwrap_or(0), settings) {
-            let until = now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1));
-            users::set_locked_until(c, id, Some(until))?;
-        }
-        Ok(true)
-    })
+) -> Result<bool, DbError> {
+    let (id, name) = (user.id.clone(), user.username.clone());
+    let (settings, audit) = (core.settings.login.clone(), core.audit.clone());
+    core.db
+        .run(move |c| {
+            crate::store::write_transaction(c, |c| {
+                let Some(failures) = users::count_failed_login(c, &id, now)? else { return Ok(false) };
+                if let Some(d) = super::lockout::lock_for(u32::try_from(failures).unwrap_or(0), &settings) {
+                    let until = now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1));
+                    users::set_locked_until(c, &id, Some(until))?;
+                    let event = crate::domain::AuditEvent::new(
+                        format!("user:{name}"),
+                        "login.lockout",
+                        crate::domain::Outcome::Denied,
+                    )
+                    .target(format!("user:{id}"))
+                    .details(serde_json::json!({ "failures": failures, "seconds": d.as_secs() }));
+                    audit.append_with(c, vec![event])?;
+                }
+                Ok(true)
+            })
+        })
+        .await
 }
 
 /// Whether `password` is the account's current one (the "not the current password" rule).

@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::complete::{Admission, Completion, complete_login};
+use super::complete::{Admission, Completion, Proof, complete_login};
 use super::pages::{self, FactorPage, MethodLink, RecoveryCodesPage};
 use super::session::{self, Loaded, PartialLogin};
 use super::{PageContext, audit, page_context, posted, resume, with_cookie};
@@ -423,8 +423,7 @@ async fn submit(
     // Charged against the account before it is checked (as a wrong password would be), so
     // parallel guesses from many half-finished logins cannot outrun the lock.
     let now = state.core.clock.now();
-    let (id, settings) = (user.id.clone(), state.core.settings.login.clone());
-    match state.core.db.run(move |c| super::password::charge_attempt(c, &id, now, &settings)).await {
+    match super::password::charge_attempt(&state.core, &user, now).await {
         Ok(true) => {}
         Ok(false) => {
             let details = serde_json::json!({ "method": method.as_str(), "reason": "locked" });
@@ -458,14 +457,14 @@ async fn submit(
             return render(&state, &csrf, &request, &h, &user, view, StatusCode::OK);
         }
     };
-    let (auth, cookie) =
-        match complete_login(&state, &mut loaded, &user, amr, Acr::Mfa, secure, Admission::Charged).await {
-            Ok(Completion::Done { auth, cookie }) => (auth, cookie),
-            Ok(Completion::Locked) => {
-                return locked_out(&state, &req, &mut loaded, secure, &request).await;
-            }
-            Err(resp) => return resp,
-        };
+    let proof = Proof { amr, acr: Acr::Mfa, admission: Admission::Charged, password_at_us: h.password_at_us };
+    let (auth, cookie) = match complete_login(&state, &mut loaded, &user, proof, secure).await {
+        Ok(Completion::Done { auth, cookie }) => (auth, cookie),
+        Ok(Completion::Locked | Completion::Stale) => {
+            return locked_out(&state, &req, &mut loaded, secure, &request).await;
+        }
+        Err(resp) => return resp,
+    };
     // Best effort: both expire with the transaction anyway.
     let _ = state.sessions.delete(&tries_key(&h.tx)).await;
     let _ = sms::discard(state.sessions.as_ref(), &h.tx).await;

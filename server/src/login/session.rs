@@ -65,10 +65,17 @@ pub struct BrowserSession {
     pub pending: Vec<Pending>,
     #[serde(default)]
     pub partial: Option<PartialLogin>,
-    /// A new authenticator app being set up from the account page, sealed (bound to the
-    /// account and the login).
+    /// A new authenticator app being set up from the account page.
     #[serde(default)]
-    pub account_enrolling: Option<String>,
+    pub account_enrolling: Option<AccountEnrollment>,
+}
+
+/// A new app's secret on its way from the account page's proof to its confirming code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountEnrollment {
+    /// Sealed, bound to the account, the login and the app that was proven.
+    pub sealed: String,
+    pub started_at_us: i64,
 }
 
 impl BrowserSession {

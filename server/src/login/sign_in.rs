@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::SecretString;
 
-use super::complete::{Admission, Completion, complete_login};
+use super::complete::{Admission, Completion, Proof, complete_login};
 use super::pages::{self, LoginPage};
 use super::session::{self, PartialLogin};
 use super::{
@@ -86,6 +86,7 @@ async fn submit(
         );
     }
     let password = SecretString::from(form.get("password").unwrap_or("").to_owned());
+    let password_at_us = state.core.clock.now().timestamp_micros();
     let attempt = match attempt_login(&state.core, &username, password).await {
         Ok(a) => a,
         Err(e) => {
@@ -128,23 +129,19 @@ async fn submit(
     let actor = format!("user:{}", user.username);
     let (factors_offered, enrolling) = match step {
         SecondStep::NotNeeded => {
-            let proven = vec![amr::PWD.to_owned()];
-            let (auth, cookie) = match complete_login(
-                &state,
-                &mut loaded,
-                &user,
-                proven,
-                Acr::Password,
-                secure,
-                Admission::Claim,
-            )
-            .await
-            {
+            let proof = Proof {
+                amr: vec![amr::PWD.to_owned()],
+                acr: Acr::Password,
+                admission: Admission::Claim,
+                password_at_us,
+            };
+            let (auth, cookie) = match complete_login(&state, &mut loaded, &user, proof, secure).await {
                 Ok(Completion::Done { auth, cookie }) => (auth, cookie),
-                Ok(Completion::Locked) => {
+                Ok(why @ (Completion::Locked | Completion::Stale)) => {
+                    let reason = if matches!(why, Completion::Locked) { "locked" } else { "stale_password" };
                     let event = AuditEvent::new(actor, "login.password", Outcome::Failure)
                         .target(format!("user:{}", user.id))
-                        .details(serde_json::json!({ "reason": "locked", "client_id": p.client_id() }));
+                        .details(serde_json::json!({ "reason": reason, "client_id": p.client_id() }));
                     audit(&state, &req, event).await;
                     let msg = Some(t.wrong_credentials);
                     return render(&loaded.session.csrf, &p, &name, &username, msg, StatusCode::OK);
@@ -197,7 +194,7 @@ async fn submit(
     let mut half = PartialLogin {
         tx: crate::crypto::random_token(16),
         user_id: user.id.clone(),
-        password_at_us: state.core.clock.now().timestamp_micros(),
+        password_at_us,
         recovery: factors.totp.is_some()
             && factors.recovery_left > 0
             && factors_offered.contains(&Factor::Totp),

@@ -74,8 +74,30 @@ pub async fn send(
     host: Option<&str>,
     now_us: i64,
 ) -> Result<Result<(), Refusal>, StoreError> {
+    // One send at a time per account: parallel requests that would all pass the checks below
+    // are settled by this atomic claim (held only while this send runs).
+    let sending = format!("sms-sending:{}", to.user);
+    if !store.put_if_absent(&sending, b"1", Duration::from_secs(30)).await? {
+        return Ok(Err(Refusal::Cooldown(settings.resend_cooldown_secs)));
+    }
+    let outcome = send_claimed(store, gateway, digester, settings, tx, &to, host, now_us).await;
+    store.delete(&sending).await?;
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_claimed(
+    store: &dyn SessionStore,
+    gateway: &dyn SmsGateway,
+    digester: &Digester,
+    settings: &SmsSettings,
+    tx: &str,
+    to: &Recipient<'_>,
+    host: Option<&str>,
+    now_us: i64,
+) -> Result<Result<(), Refusal>, StoreError> {
     // The wait is the account's (a new login does not reset it), by the app's clock.
-    let cooldown_us = i64::try_from(settings.resend_cooldown_secs).unwrap_or(300).max(1) * 1_000_000;
+    let cooldown_us = i64::try_from(settings.resend_cooldown_secs).unwrap_or(300) * 1_000_000;
     let last_key = format!("sms-last:{}", to.user);
     let last = store.get(&last_key).await?.and_then(|b| String::from_utf8(b).ok()?.parse::<i64>().ok());
     if let Some(at) = last {
@@ -85,13 +107,9 @@ pub async fn send(
         }
     }
     // Caps per clock hour of the app's clock; the counters themselves expire after an hour.
-    // The first is one send per account per cooldown-long slot: parallel requests that all
-    // passed the check above are settled here, atomically.
     let hour = now_us.div_euclid(3_600_000_000);
-    let slot = now_us.div_euclid(cooldown_us);
     let phone = digester.digest("sms-phone", to.phone.as_str().as_bytes());
     let mut caps = vec![
-        (format!("sms-slot:{}:{slot}", to.user), 1, "cooldown"),
         (format!("sms-cap:user:{}:{hour}", to.user), settings.per_user_hourly, "user"),
         (format!("sms-cap:phone:{phone}:{hour}"), settings.per_phone_hourly, "phone"),
     ];
@@ -105,27 +123,22 @@ pub async fn send(
         charged.push(key.clone());
         if n > *cap {
             refund(store, &charged).await?;
-            if *name == "cooldown" {
-                return Ok(Err(Refusal::Cooldown(settings.resend_cooldown_secs)));
-            }
             return Ok(Err(Refusal::Capped(name)));
         }
     }
     let code = six_digits();
-    if let Err(e) = gateway.send(to.phone, &message(&code, settings.code_ttl_secs, host)).await {
-        // A message that timed out may still arrive: it stays charged.
+    let sent = gateway.send(to.phone, &message(&code, settings.code_ttl_secs, host)).await;
+    // A message that timed out may still arrive: it stays charged, and the wait starts.
+    if sent.is_ok() || matches!(sent, Err(SmsError::TimedOut)) {
+        let ttl = Duration::from_secs(settings.resend_cooldown_secs + 60);
+        store.put(&last_key, now_us.to_string().as_bytes(), ttl).await?;
+    }
+    if let Err(e) = sent {
         if !matches!(e, SmsError::TimedOut) {
             refund(store, &charged).await?;
         }
         return Ok(Err(Refusal::Delivery(e)));
     }
-    store
-        .put(
-            &last_key,
-            now_us.to_string().as_bytes(),
-            Duration::from_secs(settings.resend_cooldown_secs + 60),
-        )
-        .await?;
     let ttl_us = i64::try_from(settings.code_ttl_secs).unwrap_or(900) * 1_000_000;
     let sent = Sent {
         digest: digester.digest("sms-code", format!("{tx}:{code}").as_bytes()),
@@ -198,7 +211,8 @@ pub async fn discard(store: &dyn SessionStore, tx: &str) -> Result<(), StoreErro
 /// The address a per-IP cap counts: an IPv4 address, or the /64 of an IPv6 one (one
 /// subscriber's network, whose addresses are theirs to rotate).
 fn network_of(ip: IpAddr) -> String {
-    match ip {
+    // An IPv4 client on a dual-stack listener arrives as ::ffff:a.b.c.d.
+    match ip.to_canonical() {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => {
             let s = v6.segments();

@@ -131,3 +131,48 @@ fn codes_are_six_digits_and_spread_over_all_values() {
     }
     assert_eq!(firsts.len(), 10, "leading zeros are kept and every digit appears");
 }
+
+#[tokio::test]
+async fn the_per_address_cap_counts_an_ipv6_network_as_one() {
+    let mut s = setup();
+    s.settings.per_ip_hourly = 2;
+    let phones = ["+919800000101", "+919800000102", "+919800000103"];
+    let ips = ["2001:db8:1:2::1", "2001:db8:1:2:ffff::9", "2001:db8:1:2::77"];
+    let mut results = Vec::new();
+    for (i, (phone, ip)) in phones.iter().zip(ips).enumerate() {
+        let user = UserId::from_string(format!("u{i}"));
+        let phone = Phone::parse(phone).unwrap();
+        let to = Recipient { user: &user, phone: &phone, ip: Some(ip.parse().unwrap()) };
+        let tx = format!("tx{i}");
+        results.push(
+            send(&s.store, &s.gateway, &s.digester, &s.settings, &tx, to, None, T0 + i as i64 * SEC)
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(results[0].is_ok() && results[1].is_ok());
+    assert_eq!(results[2], Err(Refusal::Capped("ip")), "three addresses of one /64 are one subscriber");
+    assert_eq!(network_of("10.1.2.3".parse().unwrap()), "10.1.2.3");
+    assert_eq!(network_of("::ffff:10.1.2.3".parse().unwrap()), "10.1.2.3", "each IPv4 client its own");
+}
+
+#[tokio::test]
+async fn parallel_sends_for_one_account_send_one_message() {
+    let s = std::sync::Arc::new(setup());
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let s = s.clone();
+        tasks.spawn(async move { s.send(&format!("tx{i}"), T0).await });
+    }
+    let mut sent = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            Ok(()) => sent += 1,
+            Err(Refusal::Cooldown(_)) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(sent, 1, "the cooldown is the account's, settled atomically");
+    let log = std::fs::read_to_string(s.dir.path().join("sms.log")).unwrap();
+    assert_eq!(log.lines().count(), 1);
+}
