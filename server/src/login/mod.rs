@@ -143,7 +143,11 @@ async fn signed_in_user(
     let Some(user) = session::signed_in_user(state, s).await.map_err(|e| unavailable(&e))? else {
         return Ok(None);
     };
-    let needed = factor_state(state, &user).await.map_err(|e| unavailable(&e))?.level();
     let have = s.auth.as_ref().and_then(|a| crate::domain::Acr::parse(&a.acr));
+    // A multi-factor login meets any requirement: only a weaker one needs the account read.
+    if have == Some(crate::domain::Acr::Mfa) {
+        return Ok(Some(user));
+    }
+    let needed = factor_state(state, &user).await.map_err(|e| unavailable(&e))?.level();
     Ok(have.is_some_and(|h| h >= needed).then_some(user))
 }

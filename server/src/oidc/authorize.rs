@@ -542,9 +542,13 @@ async fn decide(
     // The account page is Pramaan's own.
     let first_party = client.as_ref().is_none_or(|c| c.registration.first_party);
     let user = crate::login::session::signed_in_user(state, &loaded.session).await.map_err(unavailable)?;
+    // A multi-factor login meets any requirement: only a weaker one needs the account read.
+    let have = loaded.session.auth.as_ref().and_then(|a| Acr::parse(&a.acr));
     let required = match &user {
-        Some(u) => crate::login::factor_state(state, u).await.map_err(unavailable)?.level(),
-        None => Acr::Password,
+        Some(u) if have.is_some_and(|h| h < Acr::Mfa) => {
+            crate::login::factor_state(state, u).await.map_err(unavailable)?.level()
+        }
+        _ => Acr::Password,
     };
     let standing = user.as_ref().and(loaded.session.auth.clone());
     if standing.is_none() && loaded.session.auth.is_some() {

@@ -71,8 +71,13 @@ pub async fn grant(
     let user = user_tokens::standing_user(state, &record.user_id, &record.sid, auth_time_us).await?;
     // A login weaker than the account needs now (a role gained a factor requirement, an app was
     // set up) keeps no token coming: the person signs in again, with the factor.
-    let needed = crate::login::factor_state(state, &user).await.map_err(internal)?.level();
-    if crate::domain::Acr::parse(&record.acr).is_none_or(|have| have < needed) {
+    let have = crate::domain::Acr::parse(&record.acr);
+    let needed = match have {
+        // A multi-factor login meets any requirement: only a weaker one needs the account read.
+        Some(crate::domain::Acr::Mfa) => crate::domain::Acr::Mfa,
+        _ => crate::login::factor_state(state, &user).await.map_err(internal)?.level(),
+    };
+    if have.is_none_or(|have| have < needed) {
         return Err(OAuthError::new(
             OAuthErrorCode::InvalidGrant,
             "A sign-in with a second factor is now required for this account.",
