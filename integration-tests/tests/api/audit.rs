@@ -182,6 +182,37 @@ async fn eight_concurrent_writers_on_two_instances_leave_one_intact_chain() {
     assert!(all.windows(2).all(|w| w[0].occurred_at <= w[1].occurred_at), "times rise with seq");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_written_together_come_back_to_each_caller_in_order() {
+    let f = fixture();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..32 {
+        let audit = f.core.audit.clone();
+        tasks.spawn(async move {
+            let events = (0..3)
+                .map(|i| {
+                    AuditEvent::new(format!("writer:{w}"), "test.batch", Outcome::Success)
+                        .details(serde_json::json!({ "i": i }))
+                })
+                .collect();
+            (w, audit.append_many(events).await.unwrap())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        let (w, records) = r.unwrap();
+        // Each caller's events, in its order, one after another in the chain.
+        assert_eq!(records.len(), 3);
+        for (i, rec) in records.iter().enumerate() {
+            assert_eq!(rec.actor, format!("writer:{w}"));
+            assert_eq!(rec.details, format!("{{\"i\":{i}}}"));
+        }
+        assert!(records.windows(2).all(|p| p[1].seq == p[0].seq + 1 && p[1].prev_digest == p[0].digest));
+    }
+    let report = f.core.audit.verify().await.unwrap();
+    assert!(report.broken.is_none(), "{:?}", report.broken);
+    assert_eq!(report.verified, f.baseline + 96);
+}
+
 #[tokio::test]
 async fn export_writes_json_lines_in_order_and_is_itself_audited() {
     let f = fixture();

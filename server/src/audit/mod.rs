@@ -23,6 +23,22 @@ pub struct AuditLog {
     db: Database,
     key: Digester,
     clock: Arc<dyn Clock>,
+    batch: Arc<Batch>,
+}
+
+/// Group commit: appends that arrive while one is being written wait, and the next writer
+/// writes all of them in one transaction. Every caller still returns only once its own
+/// events are committed, so nothing is acknowledged that could be lost; under load the chain's
+/// lock and the commit are paid once per batch instead of once per event.
+#[derive(Default)]
+struct Batch {
+    queue: std::sync::Mutex<Vec<Queued>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+struct Queued {
+    events: Vec<AuditEvent>,
+    done: tokio::sync::oneshot::Sender<Result<Vec<AuditRecord>, String>>,
 }
 
 /// The first record that does not verify, and why.
@@ -83,7 +99,7 @@ fn digest_of(key: &Digester, r: &AuditRecord) -> String {
 
 impl AuditLog {
     pub fn new(db: Database, key: Digester, clock: Arc<dyn Clock>) -> Self {
-        Self { db, key, clock }
+        Self { db, key, clock, batch: Arc::default() }
     }
 
     /// Appends one event and returns it as stored.
@@ -92,10 +108,55 @@ impl AuditLog {
         v.pop().ok_or(DbError::NotFound)
     }
 
-    /// Appends events in order in one transaction.
+    /// Appends events in order, contiguously, and returns once they are committed (in one
+    /// transaction with whatever other appends were waiting: see [`Batch`]).
     pub async fn append_many(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditRecord>, DbError> {
+        let (done, committed) = tokio::sync::oneshot::channel();
+        lock(&self.batch.queue).push(Queued { events, done });
+        {
+            let _writing = self.batch.writer.lock().await;
+            let queued = std::mem::take(&mut *lock(&self.batch.queue));
+            if !queued.is_empty() {
+                // In its own task: a caller that goes away mid-write must not strand the
+                // others' answers.
+                let this = self.clone();
+                let written = tokio::spawn(async move { this.write_batch(queued).await });
+                if written.await.is_err() {
+                    tracing::error!("an audit batch write panicked");
+                }
+            }
+        }
+        match committed.await {
+            Ok(Ok(records)) => Ok(records),
+            Ok(Err(e)) => Err(DbError::Pool(format!("audit append failed: {e}"))),
+            Err(_) => Err(DbError::Pool("audit append abandoned".into())),
+        }
+    }
+
+    /// Writes the queued appends in one transaction and answers each with its own records.
+    async fn write_batch(&self, queued: Vec<Queued>) {
+        let mut events = Vec::new();
+        let mut waiting = Vec::with_capacity(queued.len());
+        for q in queued {
+            waiting.push((q.events.len(), q.done));
+            events.extend(q.events);
+        }
         let this = self.clone();
-        self.db.run(move |c| this.append_with(c, events)).await
+        match self.db.run(move |c| this.append_with(c, events)).await {
+            Ok(records) => {
+                let mut records = records.into_iter();
+                for (n, done) in waiting {
+                    let _ = done.send(Ok(records.by_ref().take(n).collect()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, "an audit batch could not be written");
+                let msg = e.to_string();
+                for (_, done) in waiting {
+                    let _ = done.send(Err(msg.clone()));
+                }
+            }
+        }
     }
 
     /// Appends inside the caller's transaction (so the event commits or rolls back with the
@@ -161,6 +222,10 @@ impl AuditLog {
     pub async fn page(&self, filter: AuditFilter, limit: i64) -> Result<Vec<AuditRecord>, DbError> {
         self.db.run(move |c| audit_events::page(c, &filter, limit)).await
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn append_blocking(

@@ -238,18 +238,20 @@ pub fn count_failed_login(
     now: DateTime<Utc>,
 ) -> Result<Option<i32>, DbError> {
     let t = to_db_time(now);
-    let n = diesel::update(
+    let count: Option<i32> = diesel::update(
         users::table.find(id.as_str()).filter(users::locked_until.is_null().or(users::locked_until.le(t))),
     )
     .set(users::failed_logins.eq(users::failed_logins + 1))
-    .execute(conn)?;
-    if n == 0 {
-        return match find(conn, id)? {
+    .returning(users::failed_logins)
+    .get_result(conn)
+    .optional()?;
+    match count {
+        Some(n) => Ok(Some(n)),
+        None => match find(conn, id)? {
             Some(_) => Ok(None),
             None => Err(DbError::NotFound),
-        };
+        },
     }
-    Ok(Some(users::table.find(id.as_str()).select(users::failed_logins).first(conn)?))
 }
 
 /// Locks the account until `until` (or unlocks it with `None`).
