@@ -95,6 +95,7 @@ async fn an_admin_sets_up_an_app_at_first_login_and_the_tokens_say_so() {
     assert_eq!(page.url().path(), "/login/factor", "straight to the second step");
     let html = page.text().await.unwrap();
     assert!(html.contains("src=\"data:image/png;base64,"), "a QR code to scan");
+    assert!(html.contains("href=\"otpauth://totp/"), "the otpauth URI for an app on the same phone");
     assert!(!html.contains("Get a code by text message"), "admins may not use SMS");
     let key = manual_key(&html);
     // A wrong code does not enroll anything.

@@ -73,7 +73,16 @@ pub(super) fn enroll_page(
 ) -> HttpResponse {
     let qr = format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(&e.qr_png));
     let t = pages::text(None);
-    let page = EnrollPage { t, action, csrf, request, qr_data_uri: qr, manual_key: &e.manual_key, error };
+    let page = EnrollPage {
+        t,
+        action,
+        csrf,
+        request,
+        qr_data_uri: qr,
+        otpauth_uri: &e.uri,
+        manual_key: &e.manual_key,
+        error,
+    };
     pages::html(status, page.render())
 }
 

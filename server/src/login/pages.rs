@@ -66,6 +66,7 @@ pub struct Text {
     pub enroll_title: &'static str,
     pub enroll_intro: &'static str,
     pub enroll_manual: &'static str,
+    pub enroll_open_app: &'static str,
     pub enroll_wrong: &'static str,
     pub qr_alt: &'static str,
     pub recovery_title: &'static str,
@@ -167,6 +168,7 @@ pub const EN: Text = Text {
     enroll_intro: "Your account needs an authenticator app. Scan this code with the app (such as FreeOTP, \
                    Google Authenticator or Microsoft Authenticator), then enter the 6-digit code it shows.",
     enroll_manual: "Cannot scan? Enter this key in the app:",
+    enroll_open_app: "On this phone? Open the authenticator app",
     enroll_wrong: "That code is not right. Check that the phone sets its time automatically, and enter the \
                    newest code.",
     qr_alt: "QR code to scan with your authenticator app",
@@ -328,6 +330,8 @@ pub struct EnrollPage<'a> {
     pub csrf: &'a str,
     pub request: &'a str,
     pub qr_data_uri: String,
+    /// The `otpauth://` URI, as a link for an authenticator app on the same phone.
+    pub otpauth_uri: &'a str,
     pub manual_key: &'a str,
     pub error: Option<&'a str>,
 }
