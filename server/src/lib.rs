@@ -13,6 +13,7 @@ pub mod http;
 pub mod login;
 pub mod mfa;
 pub mod oidc;
+pub mod policy;
 pub mod sessions;
 pub mod state;
 pub mod store;

@@ -36,13 +36,17 @@ async fn help_lists_every_command() {
     use clap::CommandFactory;
     let cli = pramaan_server::cli::Cli::command();
     let names = |c: &clap::Command| c.get_subcommands().map(|s| s.get_name().to_owned()).collect::<Vec<_>>();
-    assert_eq!(names(&cli), ["serve", "migrate", "config", "user", "org", "audit", "keys", "client"]);
+    assert_eq!(
+        names(&cli),
+        ["serve", "migrate", "config", "user", "org", "audit", "keys", "client", "policy"]
+    );
     let sub = |n: &str| names(cli.find_subcommand(n).unwrap());
     assert_eq!(sub("config"), ["show"]);
     assert_eq!(sub("user"), ["create", "list", "show", "disable", "enable", "mfa-reset", "import"]);
     assert_eq!(sub("org"), ["create", "list"]);
     assert_eq!(sub("audit"), ["verify", "export"]);
     assert_eq!(sub("keys"), ["list", "rotate"]);
+    assert_eq!(sub("policy"), ["validate", "test"]);
     let run = run_cli(&["--help"], &[], "").await;
     assert!(run.ok());
     for c in names(&cli) {

@@ -17,6 +17,7 @@ mod introspection;
 mod keys;
 mod migrations;
 mod password_login;
+mod policies;
 mod private_key_jwt;
 mod repositories;
 mod session_store;

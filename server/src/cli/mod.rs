@@ -6,6 +6,7 @@ pub mod client;
 mod import;
 mod keys;
 mod org;
+mod policy;
 mod serve;
 mod user;
 
@@ -55,6 +56,9 @@ pub enum Command {
     /// Register and manage OAuth clients.
     #[command(subcommand)]
     Client(client::ClientCommand),
+    /// Check the role policies (Cedar) and run their test cases.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +182,7 @@ async fn run(cli: Cli, env: Vec<(String, String)>, io: &mut Io) -> CliResult {
         Command::Audit(cmd) => audit::run(&core()?, &actor, cmd, io).await,
         Command::Keys(cmd) => keys::run(&core()?, &actor, cmd, io).await,
         Command::Client(cmd) => client::run(&core()?, &actor, cmd, io).await,
+        Command::Policy(cmd) => policy::run(cmd, io),
     }
 }
 
