@@ -26,6 +26,9 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub fn create() -> Self {
+        // OpenSSL without its exit handler, before libpq's first TLS connection (see
+        // `Database::connect`).
+        openssl::init();
         match admin_url() {
             Some(admin) => {
                 let name = format!("pramaan_test_{}", uuid::Uuid::new_v4().simple());

@@ -163,6 +163,10 @@ impl Database {
     /// Connects (once directly, so the real error is reported rather than a pool time-out)
     /// and builds the pool.
     pub fn connect(url: &str, max_connections: u32, timeout: Duration) -> Result<Self, DbError> {
+        // Before libpq first touches OpenSSL: initialise it without its exit handler. That
+        // handler frees OpenSSL's global state at process exit while pool threads may still be
+        // connecting over TLS, which crashed a test run (SIGSEGV after every test passed).
+        openssl::init();
         let (backend, target) = parse_url(url)?;
         if backend == Backend::Sqlite
             && let Some(dir) = std::path::Path::new(&target).parent()
