@@ -8,6 +8,7 @@ use askama::Template;
 use zeroize::Zeroizing;
 
 use super::account::{Banner, Visitor, event, posted, render};
+use super::factor_state::{AppCode, check_app_code, spend_recovery_code};
 use super::pages::{self, RecoveryCodesPage};
 use super::session::AccountEnrollment;
 use super::{audit, with_cookie};
@@ -34,7 +35,7 @@ const FRESH_SECS: i64 = 600;
 async fn prove(state: &AppState, v: &Visitor, typed: &str, recovery_ok: bool) -> Result<bool, HttpResponse> {
     let t = pages::text(None);
     let now = state.core.clock.now();
-    let Some(f) = &v.factors.totp else {
+    if v.factors.totp.is_none() {
         let strong = Acr::parse(&v.auth.acr) == Some(Acr::Mfa);
         let fresh = now.timestamp() - v.auth.auth_time_secs() <= FRESH_SECS;
         if strong && fresh {
@@ -42,40 +43,29 @@ async fn prove(state: &AppState, v: &Visitor, typed: &str, recovery_ok: bool) ->
         }
         let banner = Banner { notice: None, error: Some(t.account_needs_factor.to_owned()) };
         return Err(render(state, v, banner, StatusCode::FORBIDDEN).await);
+    }
+    let unavailable = |e: &dyn std::fmt::Debug| {
+        tracing::error!(error = ?e, "the proof could not be checked");
+        pages::unavailable_plain()
     };
-    let unavailable = |_| pages::unavailable_plain();
     // Charged before it is checked, so parallel guesses cannot outrun the lock.
-    if !super::password::charge_attempt(&state.core, &v.user, now).await.map_err(unavailable)? {
+    if !super::password::charge_attempt(&state.core, &v.user, now).await.map_err(|e| unavailable(&e))? {
         let banner = Banner { notice: None, error: Some(t.locked.to_owned()) };
         return Err(render(state, v, banner, StatusCode::FORBIDDEN).await);
     }
-    let aad = format!("totp:{}", v.user.id);
-    let secret = state
-        .core
-        .keys
-        .secrets
-        .open(&f.sealed_secret, aad.as_bytes())
-        .map_err(|_| pages::unavailable_plain())?;
-    let secret = Zeroizing::new(secret);
-    let right = if let Some(step) = totp::verify(&secret, typed, now.timestamp(), f.last_step) {
-        let id = v.user.id.clone();
-        state.core.db.run(move |c| factors::accept_totp_step(c, &id, step, now)).await.map_err(unavailable)?
-    } else if let (true, Some(normal)) = (recovery_ok, recovery::normalize(typed)) {
-        let digest = recovery::digest(&state.core.keys.digester, &v.user.id, &normal);
+    let code = check_app_code(state, &v.user, typed).await.map_err(|e| unavailable(&e))?;
+    let right = code == AppCode::Right
+        || (recovery_ok
+            && code == AppCode::Wrong
+            && spend_recovery_code(state, &v.user, typed).await.map_err(|e| unavailable(&e))?.is_some());
+    if right {
         let id = v.user.id.clone();
         state
             .core
             .db
-            .run(move |c| factors::spend_recovery_code(c, &id, &digest, now))
+            .run(move |c| crate::store::users::admit_charged(c, &id))
             .await
-            .map_err(unavailable)?
-            .is_some()
-    } else {
-        false
-    };
-    if right {
-        let id = v.user.id.clone();
-        state.core.db.run(move |c| crate::store::users::admit_charged(c, &id)).await.map_err(unavailable)?;
+            .map_err(|e| unavailable(&e))?;
     }
     Ok(right)
 }

@@ -48,3 +48,58 @@ pub async fn factor_state(state: &AppState, user: &User) -> Result<FactorState, 
         recovery_left,
     })
 }
+
+/// Why a code could not be checked (as opposed to being wrong).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("the app's secret does not open: {0}")]
+    Sealed(#[from] crate::crypto::EnvelopeError),
+}
+
+/// What a typed authenticator-app code turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppCode {
+    Right,
+    /// Right for a step already accepted (RFC 6238 §5.2): refused.
+    Replayed,
+    Wrong,
+    /// The account has no app.
+    NoApp,
+}
+
+/// Checks `typed` against the account's app: ± one step, and only a step newer than the last
+/// accepted, which it then stores in one conditional statement (of two parallel uses of one
+/// code, one is `Right`).
+pub async fn check_app_code(state: &AppState, user: &User, typed: &str) -> Result<AppCode, CheckError> {
+    let now = state.core.clock.now();
+    let id = user.id.clone();
+    let Some(f) = state.core.db.run(move |c| factors::totp(c, &id)).await? else { return Ok(AppCode::NoApp) };
+    let aad = format!("totp:{}", user.id);
+    let secret = zeroize::Zeroizing::new(state.core.keys.secrets.open(&f.sealed_secret, aad.as_bytes())?);
+    match crate::mfa::totp::verify(&secret, typed, now.timestamp(), f.last_step) {
+        Some(step) => {
+            let id = user.id.clone();
+            let fresh = state.core.db.run(move |c| factors::accept_totp_step(c, &id, step, now)).await?;
+            Ok(if fresh { AppCode::Right } else { AppCode::Replayed })
+        }
+        None if crate::mfa::totp::verify(&secret, typed, now.timestamp(), -1).is_some() => {
+            Ok(AppCode::Replayed)
+        }
+        None => Ok(AppCode::Wrong),
+    }
+}
+
+/// Spends `typed` if it is one of the account's unused recovery codes: how many are left after
+/// it, or `None`.
+pub async fn spend_recovery_code(
+    state: &AppState,
+    user: &User,
+    typed: &str,
+) -> Result<Option<i64>, CheckError> {
+    let Some(normal) = crate::mfa::recovery::normalize(typed) else { return Ok(None) };
+    let digest = crate::mfa::recovery::digest(&state.core.keys.digester, &user.id, &normal);
+    let (id, now) = (user.id.clone(), state.core.clock.now());
+    Ok(state.core.db.run(move |c| factors::spend_recovery_code(c, &id, &digest, now)).await?)
+}

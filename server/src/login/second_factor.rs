@@ -12,15 +12,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::complete::{Admission, Completion, Proof, complete_login};
+use super::factor_state::{AppCode, check_app_code, spend_recovery_code};
 use super::pages::{self, FactorPage, MethodLink, RecoveryCodesPage};
 use super::session::{self, Loaded, PartialLogin};
 use super::{PageContext, audit, page_context, posted, resume, with_cookie};
 use crate::domain::{Acr, AuditEvent, Factor, Outcome, User, UserStatus, amr};
 use crate::mfa::sms::{self, Recipient, Refusal, Verdict};
-use crate::mfa::totp;
 use crate::oidc::Issuer;
 use crate::state::AppState;
-use crate::store::factors;
 use crate::store::users;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -309,43 +308,15 @@ async fn check(
     };
     let wrong = |reason| Checked::Wrong { reason, message: t.wrong_code.to_owned() };
     Ok(match method {
-        Method::Totp => {
-            let id = user.id.clone();
-            let Some(f) =
-                state.core.db.run(move |c| factors::totp(c, &id)).await.map_err(|e| unavailable(&e))?
-            else {
-                return Ok(wrong("no_app"));
-            };
-            let aad = format!("totp:{}", user.id);
-            let secret = state
-                .core
-                .keys
-                .secrets
-                .open(&f.sealed_secret, aad.as_bytes())
-                .map_err(|e| unavailable(&e))?;
-            let secret = zeroize::Zeroizing::new(secret);
-            match totp::verify(&secret, typed, now.timestamp(), f.last_step) {
-                Some(step) => {
-                    let id = user.id.clone();
-                    let fresh = state
-                        .core
-                        .db
-                        .run(move |c| factors::accept_totp_step(c, &id, step, now))
-                        .await
-                        .map_err(|e| unavailable(&e))?;
-                    if fresh {
-                        Checked::Right {
-                            amr: vec![amr::PWD.into(), amr::OTP.into(), amr::MFA.into()],
-                            recovery_left: None,
-                        }
-                    } else {
-                        wrong("replayed_code")
-                    }
-                }
-                None if totp::verify(&secret, typed, now.timestamp(), -1).is_some() => wrong("replayed_code"),
-                None => wrong("wrong_code"),
-            }
-        }
+        Method::Totp => match check_app_code(state, user, typed).await.map_err(|e| unavailable(&e))? {
+            AppCode::Right => Checked::Right {
+                amr: vec![amr::PWD.into(), amr::OTP.into(), amr::MFA.into()],
+                recovery_left: None,
+            },
+            AppCode::Replayed => wrong("replayed_code"),
+            AppCode::Wrong => wrong("wrong_code"),
+            AppCode::NoApp => wrong("no_app"),
+        },
         Method::Sms => {
             let v = sms::verify(
                 state.sessions.as_ref(),
@@ -368,24 +339,14 @@ async fn check(
                 Verdict::NoCode => Checked::Wrong { reason: "no_code", message: t.no_code_sent.to_owned() },
             }
         }
-        Method::Recovery => {
-            let Some(normal) = crate::mfa::recovery::normalize(typed) else { return Ok(wrong("wrong_code")) };
-            let digest = crate::mfa::recovery::digest(&state.core.keys.digester, &user.id, &normal);
-            let id = user.id.clone();
-            let left = state
-                .core
-                .db
-                .run(move |c| factors::spend_recovery_code(c, &id, &digest, now))
-                .await
-                .map_err(|e| unavailable(&e))?;
-            match left {
-                // A recovery code is something the person has, but no one-time password.
-                Some(n) => {
-                    Checked::Right { amr: vec![amr::PWD.into(), amr::MFA.into()], recovery_left: Some(n) }
-                }
-                None => wrong("wrong_code"),
-            }
-        }
+        // A recovery code is something the person has, but no one-time password.
+        Method::Recovery => match spend_recovery_code(state, user, typed)
+            .await
+            .map_err(|e| unavailable(&e))?
+        {
+            Some(n) => Checked::Right { amr: vec![amr::PWD.into(), amr::MFA.into()], recovery_left: Some(n) },
+            None => wrong("wrong_code"),
+        },
     })
 }
 
