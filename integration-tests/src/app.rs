@@ -37,10 +37,9 @@ pub fn test_settings(db: &TestDatabase, data_dir: &std::path::Path) -> Settings 
     s.database.max_connections = 8;
     s.crypto.key_encryption_key = Some(Secret::new(TEST_KEK.into()));
     s.crypto.audit_key = Some(Secret::new(TEST_AUDIT_KEY.into()));
-    // Most suites test the password step on its own, with accounts that hold no role; the
-    // two-factor suite gives its accounts roles that require a factor (and checks the shipped
-    // default, which asks everyone for one).
-    s.mfa.default_factors = Vec::new();
+    // Accounts without a programme role need no second factor under the shipped policies, so
+    // most suites test the password step on its own; the two-factor and admin suites give
+    // their accounts roles that require one.
     s
 }
 

@@ -5,7 +5,7 @@
 use base64::Engine;
 use chrono::DateTime;
 use pramaan_server::clock::{Clock, FixedClock};
-use pramaan_server::domain::{NewUser, Phone, RoleName, User, Username};
+use pramaan_server::domain::{NewUser, OrgUnitId, Phone, RoleName, User, Username};
 use pramaan_server::mfa::totp;
 use pramaan_server::store::{roles, users};
 use secrecy::SecretString;
@@ -23,13 +23,24 @@ pub fn fixed_clock() -> FixedClock {
 
 /// Creates an active account with [`PASSWORD`], `roles` and perhaps a phone.
 pub async fn staff(app: &TestApp, username: &str, role_names: &[&str], phone: Option<&str>) -> User {
+    insert_staff(app, username, role_names, phone, None).await
+}
+
+/// Creates an active account with [`PASSWORD`], `roles`, perhaps a phone and a unit.
+pub async fn insert_staff(
+    app: &TestApp,
+    username: &str,
+    role_names: &[&str],
+    phone: Option<&str>,
+    org_unit_id: Option<OrgUnitId>,
+) -> User {
     let hash = app.core.passwords.hash(SecretString::from(PASSWORD.to_owned())).await.unwrap();
     let new = NewUser {
         username: Username::parse(username).unwrap(),
         display_name: format!("{username} (test)"),
         phone: phone.map(|p| Phone::parse(p).unwrap()),
         email: None,
-        org_unit_id: None,
+        org_unit_id,
         password_hash: Some(hash),
         must_change_password: false,
     };

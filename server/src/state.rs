@@ -12,6 +12,7 @@ use crate::oidc::KeyRing;
 use crate::oidc::introspect::VerifiedTokens;
 use crate::oidc::issuance_log::IssuanceLog;
 use crate::oidc::state_cache::ClientCache;
+use crate::policy::PolicyEngine;
 use crate::sessions::SessionStore;
 use crate::sessions::memory::MemoryStore;
 use crate::sessions::redis::RedisStore;
@@ -64,6 +65,8 @@ pub struct Core {
     pub passwords: PasswordHasher,
     /// Token signing keys and the pre-serialised JWKS.
     pub keyring: KeyRing,
+    /// The role policies every decision goes through.
+    pub policy: Arc<PolicyEngine>,
 }
 
 impl Core {
@@ -127,8 +130,24 @@ impl Core {
                 tracing::info!(kid = %k.kid, alg = %k.alg, "created a signing key");
             }
         }
-        Ok(Self { settings: Arc::new(settings), db, keys, clock, audit, passwords, keyring })
+        let policy = Arc::new(PolicyEngine::new(load_policies(&settings)?));
+        Ok(Self { settings: Arc::new(settings), db, keys, clock, audit, passwords, keyring, policy })
     }
+}
+
+/// The configured policy folder, or the compiled-in set; a set that does not validate stops
+/// the start with every error.
+fn load_policies(settings: &Settings) -> Result<crate::policy::Policies, StartError> {
+    let (loaded, origin) = match &settings.policy.dir {
+        Some(dir) => (crate::policy::load_valid(dir), dir.display().to_string()),
+        None => {
+            (crate::policy::from_sources_valid(crate::policy::builtin_sources()), "the built-in set".into())
+        }
+    };
+    loaded.map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        StartError::Other(format!("policy ({origin}): {}", list.join("; ")))
+    })
 }
 
 enum FingerprintError {

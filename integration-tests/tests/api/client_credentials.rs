@@ -20,6 +20,9 @@ async fn register(app: &TestApp, extra: &[&str]) -> Registered {
         "create",
         "--name",
         "registry",
+        // Government partners may read and write (policies/clients.cedar).
+        "--category",
+        "government",
         "--grant",
         "client_credentials",
         "--scope",

@@ -20,6 +20,7 @@ mod password_login;
 mod policies;
 mod private_key_jwt;
 mod repositories;
+mod scope_policy;
 mod session_store;
 mod tls;
 mod two_factor;

@@ -507,14 +507,31 @@ async fn a_form_without_its_csrf_token_is_refused() {
 }
 
 #[tokio::test]
-async fn the_shipped_default_asks_everyone_for_a_second_factor() {
+async fn the_shipped_policies_ask_every_programme_role_for_a_second_factor_and_no_one_else() {
     let clock = fixed_clock();
-    let app = spawn_app_at(clock.clone(), |s| s.mfa = Default::default()).await;
+    let app = spawn_app_at(clock.clone(), |_| {}).await;
+    for role in [
+        "vaccinator",
+        "verifier",
+        "facility_admin",
+        "district_admin",
+        "state_admin",
+        "national_admin",
+        "auditor",
+        "helpdesk",
+    ] {
+        let name = format!("r-{}", role.replace('_', "-"));
+        staff(&app, &name, &[role], None).await;
+        let f = flow(&app, &[]).await;
+        let page = password_step(&Browser::new(&app), &f.url, &name).await;
+        assert_eq!(page.url().path(), "/login/factor", "{role}");
+        assert!(page.text().await.unwrap().contains("manual-key"), "{role}: no factor yet: set up an app");
+    }
+    // An account without a programme role signs in with its password (OpenID scopes only).
     staff(&app, "norole", &[], None).await;
     let f = flow(&app, &[]).await;
-    let page = password_step(&Browser::new(&app), &f.url, "norole").await;
-    assert_eq!(page.url().path(), "/login/factor");
-    assert!(page.text().await.unwrap().contains("manual-key"), "no factor yet: set up an app");
+    let back = password_step(&Browser::new(&app), &f.url, "norole").await;
+    assert!(code_in(&back).is_some(), "a code after the password: {}", location(&back));
 }
 
 #[tokio::test]

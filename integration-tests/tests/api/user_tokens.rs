@@ -73,7 +73,7 @@ async fn active(app: &TestApp, registry: &Registered, token: &str) -> bool {
 async fn signed_in_tokens(app: &TestApp, client: &Registered, username: &str) -> Value {
     let browser = Browser::new(app);
     let (code, verifier) =
-        code_for(app, &browser, &client.id, REDIRECT, "openid registry.read", username, PASSWORD).await;
+        code_for(app, &browser, &client.id, REDIRECT, "openid profile", username, PASSWORD).await;
     let (status, body) = exchange(app, &client.id, &code, Some(&verifier), REDIRECT).await;
     assert_eq!(status, 200, "{body}");
     body
@@ -245,7 +245,7 @@ async fn a_narrowed_refresh_narrows_the_access_token_but_not_the_next_refresh_to
     // RFC 6749 §6: the new refresh token carries the original scope.
     let (status, wide) = refresh(&app, &c.id, narrow["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{wide}");
-    assert_eq!(wide["scope"], "openid registry.read");
+    assert_eq!(wide["scope"], "openid profile");
 }
 
 #[tokio::test]

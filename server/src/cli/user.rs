@@ -321,7 +321,8 @@ async fn list(core: &Core, a: ListArgs, io: &mut Io) -> CliResult {
             {
                 return Err(crate::store::DbError::Conflict(format!("org unit '{p}' does not exist")));
             }
-            let filter = UserFilter { org_subtree: org, status, text: a.search, after_username: a.after };
+            let filter =
+                UserFilter { org_subtree: org, status, text: a.search, after_username: a.after, role: None };
             let users = users::list(c, &filter, a.limit)?;
             let paths: std::collections::HashMap<_, _> =
                 org_units::ids_by_path(c)?.into_iter().map(|(p, id)| (id, p)).collect();

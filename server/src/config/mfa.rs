@@ -6,39 +6,21 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Secret};
-use crate::domain::Factor;
 
-/// `[mfa]`: who needs a second factor and which kinds they may use. The role-policy issue
-/// moves this decision into Cedar; until then it is this table.
+/// `[mfa]`: how the second step of a login behaves. Who needs a second factor, and which kinds
+/// they may use, is the role policies' decision (`factor.require`, `factor.use`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MfaSettings {
     /// The name authenticator apps show beside the account.
     pub issuer_name: String,
-    /// Factors for a person none of whose roles is listed in `roles`. Empty: no second factor
-    /// for them (an authenticator app they set up themselves is still asked for).
-    pub default_factors: Vec<Factor>,
-    /// Role → the factors its members may use. Holding a listed role makes a second factor
-    /// required; with several, only the factors all of them allow.
-    pub roles: BTreeMap<String, Vec<Factor>>,
     /// Wrong codes in one login before it must start again from the password.
     pub max_tries: u32,
 }
 
 impl Default for MfaSettings {
     fn default() -> Self {
-        let app = vec![Factor::Totp];
-        let either = vec![Factor::Totp, Factor::Sms];
-        let mut roles = BTreeMap::new();
-        for admin in
-            ["national_admin", "state_admin", "district_admin", "facility_admin", "auditor", "helpdesk"]
-        {
-            roles.insert(admin.to_owned(), app.clone());
-        }
-        for field in ["vaccinator", "verifier"] {
-            roles.insert(field.to_owned(), either.clone());
-        }
-        Self { issuer_name: "Pramaan".into(), default_factors: either, roles, max_tries: 5 }
+        Self { issuer_name: "Pramaan".into(), max_tries: 5 }
     }
 }
 
@@ -49,14 +31,6 @@ impl MfaSettings {
         }
         if !(1..=20).contains(&self.max_tries) {
             return Err(ConfigError::new("mfa.max_tries", "must be between 1 and 20"));
-        }
-        for (role, factors) in &self.roles {
-            if factors.is_empty() {
-                return Err(ConfigError::new(
-                    "mfa.roles",
-                    format!("role '{role}' lists no factor; leave it out to require none"),
-                ));
-            }
         }
         Ok(())
     }

@@ -33,6 +33,25 @@ pub struct Settings {
     pub login: LoginSettings,
     pub mfa: MfaSettings,
     pub sms: SmsSettings,
+    pub policy: PolicySettings,
+}
+
+/// `[policy]`: where the role policies come from, and the roles that must never be left
+/// without an active holder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySettings {
+    /// A folder with `schema.cedarschema` and `*.cedar` files; unset: the compiled-in set.
+    pub dir: Option<PathBuf>,
+    /// Anti-lockout: the last active holder of one of these roles cannot be disabled or lose
+    /// it, so the organisation can always administer itself.
+    pub protected_roles: Vec<String>,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        Self { dir: None, protected_roles: vec!["national_admin".to_owned()] }
+    }
 }
 
 impl Default for Settings {
@@ -50,6 +69,7 @@ impl Default for Settings {
             login: LoginSettings::default(),
             mfa: MfaSettings::default(),
             sms: SmsSettings::default(),
+            policy: PolicySettings::default(),
         }
     }
 }
@@ -460,6 +480,10 @@ impl Settings {
         self.login.validate()?;
         self.mfa.validate()?;
         self.sms.validate()?;
+        for r in &self.policy.protected_roles {
+            crate::domain::RoleName::parse(r)
+                .map_err(|e| ConfigError::new("policy.protected_roles", e.to_string()))?;
+        }
         Ok(())
     }
 

@@ -1,11 +1,11 @@
 //! What an account has and needs for the second step of its login: its roles' requirement
-//! ([`required_factors`]), its authenticator app and its recovery codes, read together.
+//! (the role policies' `factor.require` and `factor.use`), its authenticator app and its recovery codes, read together.
 
 use crate::domain::{Acr, User};
-use crate::mfa::{Enrolled, Requirement, required_factors};
+use crate::mfa::{Enrolled, Requirement};
 use crate::state::AppState;
+use crate::store::DbError;
 use crate::store::factors::{self, TotpFactor};
-use crate::store::{DbError, roles};
 
 /// What an account has and needs for its second step.
 #[derive(Debug, Clone)]
@@ -31,18 +31,19 @@ impl FactorState {
 /// The account's roles, factors and recovery codes, in one database round trip.
 pub async fn factor_state(state: &AppState, user: &User) -> Result<FactorState, DbError> {
     let id = user.id.clone();
-    let (held, totp, recovery_left) = state
+    let account = user.clone();
+    let (person, totp, recovery_left) = state
         .core
         .db
         .run(move |c| {
-            let held = roles::roles_of(c, &id)?;
+            let person = crate::policy::load_person(c, &account)?;
             let totp = factors::totp(c, &id)?;
             let left = factors::unused_recovery_codes(c, &id)?;
-            Ok::<_, DbError>((held, totp, left))
+            Ok::<_, DbError>((person, totp, left))
         })
         .await?;
     Ok(FactorState {
-        requirement: required_factors(&state.core.settings.mfa, &held),
+        requirement: state.core.policy.factors(&person),
         totp,
         phone: user.phone.is_some(),
         recovery_left,

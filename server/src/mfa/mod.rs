@@ -7,4 +7,4 @@ pub mod recovery;
 pub mod sms;
 pub mod totp;
 
-pub use policy::{Enrolled, Requirement, SecondStep, plan, required_factors};
+pub use policy::{Enrolled, Requirement, SecondStep, plan};

@@ -1,9 +1,7 @@
-//! Which second factor a login needs: [`required_factors`] (the rule, from the configured
-//! role table; the role-policy issue moves it into Cedar, and only this function changes) and
-//! [`plan`] (what the login does next, given what the account has enrolled).
+//! What the second step of a login does: [`plan`], given what the account's roles require (the
+//! role policies' decision, `PolicyEngine::factors`) and what it has enrolled.
 
-use crate::config::MfaSettings;
-use crate::domain::{Acr, Factor, RoleName};
+use crate::domain::{Acr, Factor};
 
 /// What the account's roles demand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,30 +20,6 @@ impl Requirement {
             Self::OneOf(_) => Acr::Mfa,
         }
     }
-}
-
-/// The factors `roles` require. Each listed role names the factors its members may use; a
-/// user holding several may use only those all of them allow (and if they allow none in
-/// common, the authenticator app, the strongest). A user with no listed role gets
-/// `default_factors`, where an empty list means no second factor.
-pub fn required_factors(settings: &MfaSettings, roles: &[RoleName]) -> Requirement {
-    let mut allowed: Option<Vec<Factor>> = None;
-    for role in roles {
-        if let Some(list) = settings.roles.get(role.as_str()) {
-            allowed = Some(match allowed {
-                None => list.clone(),
-                Some(prev) => prev.into_iter().filter(|f| list.contains(f)).collect(),
-            });
-        }
-    }
-    let mut list = match allowed {
-        Some(l) if l.is_empty() => vec![Factor::Totp],
-        Some(l) => l,
-        None => settings.default_factors.clone(),
-    };
-    list.sort();
-    list.dedup();
-    if list.is_empty() { Requirement::None } else { Requirement::OneOf(list) }
 }
 
 /// What the account can use today.
@@ -105,45 +79,6 @@ pub fn plan(requirement: &Requirement, enrolled: Enrolled, wanted: Option<Acr>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn roles(names: &[&str]) -> Vec<RoleName> {
-        names.iter().map(|n| RoleName::parse(n).unwrap()).collect()
-    }
-
-    #[test]
-    fn the_shipped_table_wants_an_app_for_admins_and_lets_field_staff_choose() {
-        let s = MfaSettings::default();
-        assert_eq!(required_factors(&s, &roles(&["national_admin"])), Requirement::OneOf(vec![Factor::Totp]));
-        assert_eq!(
-            required_factors(&s, &roles(&["vaccinator"])),
-            Requirement::OneOf(vec![Factor::Totp, Factor::Sms])
-        );
-        // An admin who also vaccinates may use only what both allow.
-        assert_eq!(
-            required_factors(&s, &roles(&["vaccinator", "district_admin"])),
-            Requirement::OneOf(vec![Factor::Totp])
-        );
-        // Everyone else: a second factor too, either kind (every staff login has one).
-        assert_eq!(required_factors(&s, &[]), Requirement::OneOf(vec![Factor::Totp, Factor::Sms]));
-    }
-
-    #[test]
-    fn an_empty_default_exempts_users_without_a_listed_role_only() {
-        let s = MfaSettings { default_factors: vec![], ..MfaSettings::default() };
-        assert_eq!(required_factors(&s, &[]), Requirement::None);
-        assert_eq!(required_factors(&s, &roles(&["unlisted"])), Requirement::None);
-        assert_eq!(required_factors(&s, &roles(&["auditor"])), Requirement::OneOf(vec![Factor::Totp]));
-    }
-
-    #[test]
-    fn roles_that_share_no_factor_fall_back_to_the_app() {
-        let mut s = MfaSettings::default();
-        s.roles.insert("sms_only".into(), vec![Factor::Sms]);
-        assert_eq!(
-            required_factors(&s, &roles(&["sms_only", "national_admin"])),
-            Requirement::OneOf(vec![Factor::Totp])
-        );
-    }
 
     #[test]
     fn the_plan_follows_what_is_required_and_enrolled() {

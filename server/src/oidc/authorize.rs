@@ -21,6 +21,7 @@ use super::form::Form;
 use crate::domain::{Acr, Client, ClientId, ClientStatus, GrantType, Scope, User, UserStatus};
 use crate::login::pages;
 use crate::login::session::{self, Authenticated, BrowserSession};
+use crate::policy::ClientFacts;
 use crate::state::AppState;
 use crate::store::consents;
 
@@ -584,16 +585,28 @@ async fn decide(
             }
         }
         Next::Issue => {
-            let (Some(a), Some(r), Some(client)) = (standing, pending.client_request(), client) else {
+            let (Some(a), Some(r), Some(client), Some(user)) =
+                (standing, pending.client_request(), client, user.as_ref())
+            else {
                 return Err(Failure::Expired);
             };
+            // The role policies decide what of the request this person receives through this
+            // client; what they may not have is left out of the token, not refused (§3.3).
+            let account = user.clone();
+            let person = state
+                .core
+                .db
+                .run(move |c| crate::policy::load_person(c, &account))
+                .await
+                .map_err(unavailable)?;
+            let scope = state.core.policy.user_scopes(&person, ClientFacts::of(&client), &r.scope);
             let grant = CodeGrant {
                 client_id: client.id.clone(),
                 redirect_uri: r.redirect_uri.clone(),
                 code_challenge: r.code_challenge.clone(),
                 user_id: a.user_id.clone(),
                 sid: a.sid.clone(),
-                scope: Scope::join(&r.scope),
+                scope: Scope::join(&scope),
                 nonce: r.nonce.clone(),
                 auth_time_us: a.auth_time_us,
                 amr: a.amr.clone(),

@@ -2,9 +2,20 @@
 //! rules for everyone), checked against `schema.cedarschema`, and its test cases in
 //! `policies/tests/`. Every error names its file and line.
 
+mod capability;
 mod cases;
+mod engine;
 
+pub use capability::{AdminAction, Capability, Denied, Subject};
 pub use cases::{TestReport, run_tests};
+pub mod actions {
+    //! The administrative actions as types, for [`super::Capability`].
+    pub use super::capability::{
+        AssignRole, CreateUser, DisableUser, EnableUser, LaunchCampaign, ListUsers, ManageClient, ReadAudit,
+        ReadUser, ResetFactors, RevokeSessions, SuspendClients, UpdateUser,
+    };
+}
+pub use engine::{Act, ActiveSet, ClientFacts, LoginFacts, Person, PolicyEngine, Target, Verdict};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,42 +88,95 @@ fn read(dir: &Path, name: &str) -> Result<String, PolicyError> {
         .map_err(|e| PolicyError::new(name, 0, format!("cannot read: {e}")))
 }
 
-/// Loads the schema and every `*.cedar` file of `dir` (in name order). Each policy's id is its
-/// `@id` annotation, which must be unique across the files.
-pub fn load(dir: &Path) -> Result<Policies, Vec<PolicyError>> {
-    let mut errors = Vec::new();
-    let schema_src = read(dir, SCHEMA_FILE).map_err(|e| vec![e])?;
-    let schema = match Schema::from_cedarschema_str(&schema_src) {
-        Ok((s, _warnings)) => Some(s),
-        Err(e) => {
-            errors.push(PolicyError::new(SCHEMA_FILE, line_of_diagnostic(&schema_src, &e), reason_of(&e)));
-            None
-        }
-    };
-    let mut names: Vec<String> = std::fs::read_dir(dir)
+/// The policy files read from a folder or stored in the database: file name → text. It holds
+/// `schema.cedarschema` and the `*.cedar` files.
+pub type Sources = BTreeMap<String, String>;
+
+/// The shipped policies, compiled in: what a server runs when no `policy.dir` is configured and
+/// no set was reloaded into the database. A test checks this list against `policies/`.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (SCHEMA_FILE, include_str!("../../../policies/schema.cedarschema")),
+    ("auditor.cedar", include_str!("../../../policies/auditor.cedar")),
+    ("clients.cedar", include_str!("../../../policies/clients.cedar")),
+    ("common.cedar", include_str!("../../../policies/common.cedar")),
+    ("district_admin.cedar", include_str!("../../../policies/district_admin.cedar")),
+    ("facility_admin.cedar", include_str!("../../../policies/facility_admin.cedar")),
+    ("helpdesk.cedar", include_str!("../../../policies/helpdesk.cedar")),
+    ("national_admin.cedar", include_str!("../../../policies/national_admin.cedar")),
+    ("state_admin.cedar", include_str!("../../../policies/state_admin.cedar")),
+    ("vaccinator.cedar", include_str!("../../../policies/vaccinator.cedar")),
+    ("verifier.cedar", include_str!("../../../policies/verifier.cedar")),
+];
+
+/// The compiled-in policy files.
+pub fn builtin_sources() -> Sources {
+    BUILTIN.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect()
+}
+
+/// Reads the schema and every `*.cedar` file of `dir`.
+pub fn read_dir(dir: &Path) -> Result<Sources, Vec<PolicyError>> {
+    let mut sources = Sources::new();
+    sources.insert(SCHEMA_FILE.to_owned(), read(dir, SCHEMA_FILE).map_err(|e| vec![e])?);
+    let names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| vec![PolicyError::new(&dir.display().to_string(), 0, format!("cannot read: {e}"))])?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.ends_with(".cedar"))
         .collect();
-    names.sort();
+    let mut errors = Vec::new();
+    for name in names {
+        match read(dir, &name) {
+            Ok(text) => {
+                sources.insert(name, text);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() { Ok(sources) } else { Err(errors) }
+}
+
+/// Loads the schema and every `*.cedar` file of `dir` (in name order). Each policy's id is its
+/// `@id` annotation, which must be unique across the files.
+pub fn load(dir: &Path) -> Result<Policies, Vec<PolicyError>> {
+    let mut p = from_sources(read_dir(dir)?)?;
+    p.dir = dir.to_owned();
+    Ok(p)
+}
+
+/// Parses a set of policy files (see [`load`]). Its `dir` (where test cases are looked for) is
+/// `policies`.
+pub fn from_sources(files: Sources) -> Result<Policies, Vec<PolicyError>> {
+    let mut errors = Vec::new();
+    let Some(schema_src) = files.get(SCHEMA_FILE) else {
+        return Err(vec![PolicyError::new(SCHEMA_FILE, 0, "the schema file is missing")]);
+    };
+    let schema = match Schema::from_cedarschema_str(schema_src) {
+        Ok((s, _warnings)) => Some(s),
+        Err(e) => {
+            errors.push(PolicyError::new(SCHEMA_FILE, line_of_diagnostic(schema_src, &e), reason_of(&e)));
+            None
+        }
+    };
+    let names: Vec<&String> = files.keys().filter(|n| n.ends_with(".cedar")).collect();
     if names.is_empty() {
-        errors.push(PolicyError::new(&dir.display().to_string(), 0, "no .cedar policy files"));
+        errors.push(PolicyError::new("policies", 0, "no .cedar policy files"));
     }
     let mut set = PolicySet::new();
     let mut sources = BTreeMap::new();
     let mut origin = BTreeMap::new();
     for name in names {
-        let src = match read(dir, &name) {
-            Ok(s) => s,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
+        let Some(src) = files.get(name) else { continue };
+        if !valid_file_name(name) {
+            errors.push(PolicyError::new(
+                name,
+                0,
+                "a policy file name is letters, digits, '_', '-' and '.cedar'",
+            ));
+            continue;
+        }
         match src.parse::<PolicySet>() {
             Err(parse_errors) => {
                 for e in parse_errors.iter() {
-                    errors.push(PolicyError::new(&name, line_of_diagnostic(&src, e), reason_of(e)));
+                    errors.push(PolicyError::new(name, line_of_diagnostic(src, e), reason_of(e)));
                 }
             }
             Ok(parsed) => {
@@ -120,10 +184,10 @@ pub fn load(dir: &Path) -> Result<Policies, Vec<PolicyError>> {
                     // Parsing names them policy0, policy1, … in file order.
                     let n =
                         p.id().to_string().strip_prefix("policy").and_then(|n| n.parse().ok()).unwrap_or(0);
-                    let line = nth_policy_line(&src, n);
+                    let line = nth_policy_line(src, n);
                     let Some(id) = p.annotation("id") else {
                         errors.push(PolicyError::new(
-                            &name,
+                            name,
                             line,
                             "every policy needs an @id(\"…\") annotation",
                         ));
@@ -132,26 +196,36 @@ pub fn load(dir: &Path) -> Result<Policies, Vec<PolicyError>> {
                     let id = PolicyId::new(id);
                     if let Some(other) = origin.get(&id) {
                         errors.push(PolicyError::new(
-                            &name,
+                            name,
                             line,
                             format!("@id(\"{id}\") is also used in {other}"),
                         ));
                         continue;
                     }
                     if let Err(e) = set.add(p.new_id(id.clone())) {
-                        errors.push(PolicyError::new(&name, line, e.to_string()));
+                        errors.push(PolicyError::new(name, line, e.to_string()));
                         continue;
                     }
                     origin.insert(id, name.clone());
                 }
             }
         }
-        sources.insert(name, src);
+    }
+    for (name, src) in &files {
+        sources.insert(name.clone(), src.clone());
     }
     match (errors.is_empty(), schema) {
-        (true, Some(schema)) => Ok(Policies { dir: dir.to_owned(), schema, set, sources, origin }),
+        (true, Some(schema)) => Ok(Policies { dir: PathBuf::from("policies"), schema, set, sources, origin }),
         _ => Err(errors),
     }
+}
+
+fn valid_file_name(name: &str) -> bool {
+    name.strip_suffix(".cedar").is_some_and(|stem| {
+        !stem.is_empty()
+            && stem.len() <= 64
+            && stem.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    })
 }
 
 impl Policies {
@@ -173,6 +247,30 @@ impl Policies {
             .collect()
     }
 
+    /// The files the set was read from.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// Which file a policy is in.
+    pub fn file_of(&self, id: &PolicyId) -> Option<&str> {
+        self.origin.get(id).map(String::as_str)
+    }
+
+    /// A short fingerprint of the files (SHA-256 of names and texts, 16 hex digits): the set's
+    /// version, the same on every instance that runs it.
+    pub fn version(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (name, text) in &self.sources {
+            h.update((name.len() as u64).to_be_bytes());
+            h.update(name.as_bytes());
+            h.update((text.len() as u64).to_be_bytes());
+            h.update(text.as_bytes());
+        }
+        h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+
     /// How many policies the set holds.
     pub fn len(&self) -> usize {
         self.set.policies().count()
@@ -183,11 +281,38 @@ impl Policies {
     }
 }
 
+/// [`from_sources`] and [`Policies::validate`] together.
+pub fn from_sources_valid(files: Sources) -> Result<Policies, Vec<PolicyError>> {
+    let p = from_sources(files)?;
+    let errors = p.validate();
+    if errors.is_empty() { Ok(p) } else { Err(errors) }
+}
+
 /// [`load`] and [`Policies::validate`] together.
 pub fn load_valid(dir: &Path) -> Result<Policies, Vec<PolicyError>> {
     let p = load(dir)?;
     let errors = p.validate();
     if errors.is_empty() { Ok(p) } else { Err(errors) }
+}
+
+/// `user` as the policies see them: their roles and their unit's chain up to the root, read in
+/// one transaction-less pair of queries.
+pub fn load_person(
+    conn: &mut crate::store::AnyConnection,
+    user: &crate::domain::User,
+) -> Result<Person, crate::store::DbError> {
+    let roles = crate::store::roles::roles_of(conn, &user.id)?;
+    let org = match &user.org_unit_id {
+        Some(id) => crate::store::org_units::chain(conn, id)?,
+        None => Vec::new(),
+    };
+    Ok(Person {
+        id: user.id.clone(),
+        username: user.username.as_str().to_owned(),
+        active: user.status == crate::domain::UserStatus::Active,
+        roles,
+        org,
+    })
 }
 
 #[cfg(test)]

@@ -78,3 +78,182 @@ fn a_case_that_decides_otherwise_is_reported_with_its_reason() {
     assert_eq!(report.failures.len(), 1, "{:#?}", report.failures);
     assert!(report.failures[0].contains("wrongly expected") && report.failures[0].contains("deliberately"));
 }
+
+#[test]
+fn the_built_in_set_is_every_file_of_the_policies_folder() {
+    let on_disk = read_dir(&shipped()).unwrap();
+    let built_in = builtin_sources();
+    assert_eq!(on_disk.keys().collect::<Vec<_>>(), built_in.keys().collect::<Vec<_>>());
+    assert_eq!(on_disk, built_in, "rebuild: the compiled-in policies differ from policies/");
+}
+
+mod decisions {
+    use super::super::*;
+    use crate::domain::{ClientCategory, Factor, OrgPath, OrgUnit, OrgUnitId, RoleName, Scope, UserId};
+    use crate::mfa::Requirement;
+
+    fn engine() -> PolicyEngine {
+        PolicyEngine::new(from_sources_valid(builtin_sources()).unwrap())
+    }
+
+    /// The chain from `path`'s unit up to the root; each unit's id is its path.
+    fn chain(path: &str) -> Vec<OrgUnit> {
+        let mut out = Vec::new();
+        let mut p = Some(OrgPath::parse(path).unwrap());
+        while let Some(unit) = p {
+            p = unit.parent();
+            out.push(OrgUnit {
+                id: OrgUnitId::from_string(unit.as_str().to_owned()),
+                parent_id: p.as_ref().map(|q| OrgUnitId::from_string(q.as_str().to_owned())),
+                kind: ["national", "state", "district", "facility"][unit.depth() - 1].to_owned(),
+                name: unit.as_str().to_owned(),
+                path: unit,
+                created_at: chrono::Utc::now(),
+            });
+        }
+        out
+    }
+
+    fn person(name: &str, roles: &[&str], org: &str) -> Person {
+        Person {
+            id: UserId::from_string(format!("id-{name}")),
+            username: name.to_owned(),
+            active: true,
+            roles: roles.iter().map(|r| RoleName::parse(r).unwrap()).collect(),
+            org: chain(org),
+        }
+    }
+
+    fn scopes(s: &str) -> Vec<Scope> {
+        Scope::parse_list(s).unwrap()
+    }
+
+    fn fresh() -> LoginFacts {
+        LoginFacts { auth_age_secs: 60, amr: vec!["pwd".into(), "otp".into(), "mfa".into()] }
+    }
+
+    const APP: ClientFacts<'static> =
+        ClientFacts { id: "field-app", category: ClientCategory::Government, first_party: true };
+
+    #[test]
+    fn the_server_asks_every_action_of_the_schema_and_no_other() {
+        let p = from_sources_valid(builtin_sources()).unwrap();
+        let mut in_schema: Vec<String> = p.schema.actions().map(|a| a.id().unescaped().to_owned()).collect();
+        let mut asked: Vec<String> = Act::ALL.iter().map(|a| a.name().to_owned()).collect();
+        in_schema.sort();
+        asked.sort();
+        assert_eq!(in_schema, asked);
+    }
+
+    #[test]
+    fn factors_follow_the_roles() {
+        let e = engine();
+        let either = Requirement::OneOf(vec![Factor::Totp, Factor::Sms]);
+        let app = Requirement::OneOf(vec![Factor::Totp]);
+        assert_eq!(e.factors(&person("v", &["vaccinator"], "in/ka/blr/phc")), either);
+        assert_eq!(e.factors(&person("n", &["national_admin"], "in")), app);
+        // An administrator who also vaccinates may use only what both allow.
+        assert_eq!(e.factors(&person("d", &["vaccinator", "district_admin"], "in/ka/blr")), app);
+        assert_eq!(e.factors(&person("c", &[], "in/ka")), Requirement::None);
+    }
+
+    #[test]
+    fn a_person_receives_only_the_scopes_their_roles_allow() {
+        let e = engine();
+        let v = person("v", &["vaccinator"], "in/ka/blr/phc");
+        let asked = scopes("openid registry.read vaccination.record registry.write admin.users");
+        assert_eq!(e.user_scopes(&v, APP, &asked), scopes("openid registry.read vaccination.record"));
+        let verdict = e.user_scope(&v, APP, &Scope::parse("registry.write").unwrap());
+        assert!(!verdict.allowed);
+        assert_eq!(verdict.reason(), "no policy permits it");
+        // Administrative scopes only through internal clients.
+        let n = person("n", &["national_admin"], "in");
+        let partner = ClientFacts { id: "p", category: ClientCategory::Private, first_party: false };
+        let v = e.user_scope(&n, partner, &Scope::parse("admin.users").unwrap());
+        assert_eq!(v.reason(), "forbidden by admin-scopes-only-internal");
+        let console = ClientFacts { id: "console", category: ClientCategory::Internal, first_party: true };
+        assert!(e.user_scope(&n, console, &Scope::parse("admin.users").unwrap()).allowed);
+    }
+
+    #[test]
+    fn a_disabled_person_receives_nothing() {
+        let e = engine();
+        let mut v = person("v", &["vaccinator"], "in/ka/blr/phc");
+        v.active = false;
+        assert!(e.user_scopes(&v, APP, &scopes("openid registry.read")).is_empty());
+    }
+
+    #[test]
+    fn clients_receive_what_their_category_allows_and_the_answer_is_remembered_per_set() {
+        let e = engine();
+        let private = ClientFacts { id: "p", category: ClientCategory::Private, first_party: false };
+        let read = Scope::parse("registry.read").unwrap();
+        let write = Scope::parse("registry.write").unwrap();
+        assert!(e.client_scope(private, &read));
+        assert!(!e.client_scope(private, &write));
+        assert!(!e.client_scope(private, &write), "the remembered answer is the same");
+        let gov = ClientFacts { id: "p", category: ClientCategory::Government, first_party: false };
+        assert!(e.client_scope(gov, &write), "a changed category is a different question");
+    }
+
+    #[test]
+    fn a_district_admin_acts_inside_their_district_only() {
+        let e = engine();
+        let admin = person("d", &["district_admin"], "in/ka/blr");
+        let inside = person("v1", &["vaccinator"], "in/ka/blr/phc");
+        let outside = person("v2", &["vaccinator"], "in/ka/mys/phc");
+        let ok = e.admin(Act::UserDisable, &admin, &fresh(), Target::Person(&inside));
+        assert!(ok.allowed, "{ok:?}");
+        assert_eq!(ok.reason(), "permitted by district-admin-accounts");
+        let no = e.admin(Act::UserDisable, &admin, &fresh(), Target::Person(&outside));
+        assert!(!no.allowed);
+        assert_eq!(no.reason(), "no policy permits it");
+    }
+
+    #[test]
+    fn sensitive_actions_need_a_recent_login_with_a_one_time_password() {
+        let e = engine();
+        let admin = person("n", &["national_admin"], "in");
+        let v = person("v", &["vaccinator"], "in/ka/blr/phc");
+        let old = LoginFacts { auth_age_secs: 1800, ..fresh() };
+        let verdict = e.admin(Act::UserDisable, &admin, &old, Target::Person(&v));
+        assert_eq!(verdict.reason(), "forbidden by step-up");
+        let recovery = LoginFacts { auth_age_secs: 60, amr: vec!["pwd".into(), "mfa".into()] };
+        assert!(!e.admin(Act::UserDisable, &admin, &recovery, Target::Person(&v)).allowed);
+        // Enabling is not sensitive.
+        assert!(e.admin(Act::UserEnable, &admin, &old, Target::Person(&v)).allowed);
+    }
+
+    #[test]
+    fn nobody_grants_a_role_they_do_not_hold() {
+        let e = engine();
+        let admin = person("d", &["district_admin"], "in/ka/blr");
+        let v = person("v", &[], "in/ka/blr/phc");
+        let vaccinator = RoleName::parse("vaccinator").unwrap();
+        let grant = e.admin(Act::RoleAssign, &admin, &fresh(), Target::Grant { role: &vaccinator, to: &v });
+        assert_eq!(grant.reason(), "forbidden by grant-only-held-roles");
+        let district = RoleName::parse("district_admin").unwrap();
+        let grant = e.admin(Act::RoleAssign, &admin, &fresh(), Target::Grant { role: &district, to: &v });
+        assert!(grant.allowed, "{grant:?}");
+    }
+
+    #[test]
+    fn a_reloaded_set_decides_from_then_on() {
+        let e = engine();
+        let before = e.version();
+        let v = person("v", &["vaccinator"], "in/ka/blr/phc");
+        let write = Scope::parse("registry.write").unwrap();
+        assert!(!e.user_scope(&v, APP, &write).allowed);
+        let mut files = builtin_sources();
+        files.insert(
+            "extra.cedar".into(),
+            "@id(\"vaccinators-write\")\npermit (principal in Pramaan::Role::\"vaccinator\", \
+             action == Pramaan::Action::\"scope.user\", resource == Pramaan::Scope::\"registry.write\");\n"
+                .into(),
+        );
+        e.replace(from_sources_valid(files).unwrap());
+        assert_ne!(e.version(), before);
+        let verdict = e.user_scope(&v, APP, &write);
+        assert_eq!(verdict.reason(), "permitted by vaccinators-write");
+    }
+}

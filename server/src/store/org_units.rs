@@ -103,3 +103,41 @@ pub fn ids_by_path(conn: &mut AnyConnection) -> Result<HashMap<String, OrgUnitId
     let rows: Vec<(String, String)> = org_units::table.select((org_units::path, org_units::id)).load(conn)?;
     Ok(rows.into_iter().map(|(p, id)| (p, OrgUnitId::from_string(id))).collect())
 }
+
+/// The unit `id` and its ancestors, the unit first and the root last; empty when there is no
+/// such unit. One query: the ancestors are the units whose paths are prefixes of its path.
+pub fn chain(conn: &mut AnyConnection, id: &OrgUnitId) -> Result<Vec<OrgUnit>, DbError> {
+    let Some(unit) = find(conn, id)? else { return Ok(Vec::new()) };
+    let mut prefixes = Vec::new();
+    let mut p = unit.path.parent();
+    while let Some(parent) = p {
+        p = parent.parent();
+        prefixes.push(parent.as_str().to_owned());
+    }
+    let rows: Vec<OrgUnitRow> = if prefixes.is_empty() {
+        Vec::new()
+    } else {
+        org_units::table.filter(org_units::path.eq_any(&prefixes)).load(conn)?
+    };
+    let mut out = vec![unit];
+    for row in rows {
+        out.push(row.into_domain()?);
+    }
+    // Deepest first: the unit, its parent, …, the root.
+    out.sort_by_key(|u| std::cmp::Reverse(u.path.depth()));
+    Ok(out)
+}
+
+/// The paths of the units `ids`, by id (unknown ids are left out).
+pub fn paths_of(conn: &mut AnyConnection, ids: &[OrgUnitId]) -> Result<HashMap<OrgUnitId, String>, DbError> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let keys: Vec<&str> = chunk.iter().map(OrgUnitId::as_str).collect();
+        let rows: Vec<(String, String)> = org_units::table
+            .filter(org_units::id.eq_any(keys))
+            .select((org_units::id, org_units::path))
+            .load(conn)?;
+        out.extend(rows.into_iter().map(|(id, p)| (OrgUnitId::from_string(id), p)));
+    }
+    Ok(out)
+}

@@ -167,6 +167,8 @@ pub struct UserFilter {
     pub text: Option<String>,
     /// Keyset cursor: only usernames after this one.
     pub after_username: Option<String>,
+    /// Only holders of this role.
+    pub role: Option<crate::domain::RoleName>,
 }
 
 /// Users ordered by username, at most `limit`.
@@ -193,6 +195,12 @@ pub fn list(conn: &mut AnyConnection, filter: &UserFilter, limit: i64) -> Result
                     .sql(" ESCAPE '\\'"),
             ),
         );
+    }
+    if let Some(role) = &filter.role {
+        let holders = super::schema::user_roles::table
+            .filter(super::schema::user_roles::role_name.eq(role.as_str().to_owned()))
+            .select(super::schema::user_roles::user_id);
+        q = q.filter(users::id.eq_any(holders));
     }
     if let Some(after) = &filter.after_username {
         q = q.filter(users::username.gt(after.clone()));
@@ -227,6 +235,16 @@ pub fn set_status(
         return Err(DbError::NotFound);
     }
     find(conn, id)?.ok_or(DbError::NotFound)
+}
+
+/// Moves `tokens_valid_after` to `now`: every session, refresh token and access token the
+/// account holds from before dies. `NotFound` for an unknown id.
+pub fn cut_off_tokens(conn: &mut AnyConnection, id: &UserId, now: DateTime<Utc>) -> Result<(), DbError> {
+    let now = to_db_time(now);
+    let n = diesel::update(users::table.find(id.as_str()))
+        .set((users::tokens_valid_after.eq(now), users::updated_at.eq(now)))
+        .execute(conn)?;
+    if n == 0 { Err(DbError::NotFound) } else { Ok(()) }
 }
 
 /// Counts one more wrong password, unless the account is locked at `now`, and returns the

@@ -7,10 +7,12 @@ use crate::domain::{Client, GrantType, Scope};
 use crate::oidc::Issuer;
 use crate::oidc::access_token::{self, AccessTokenClaims};
 use crate::oidc::error::{OAuthError, OAuthErrorCode};
+use crate::policy::ClientFacts;
 use crate::state::Core;
 
 /// The scope granted: what was requested and is allowed (all allowed scopes when none was
-/// requested, §3.3). A request of which nothing is allowed is `invalid_scope`.
+/// requested, §3.3). A request of which nothing is allowed is `invalid_scope`; what is allowed
+/// of a wider request is granted, and the response's `scope` says so (§5.1).
 pub fn granted_scope(allowed: &[Scope], requested: Option<&str>) -> Result<Vec<Scope>, OAuthError> {
     let Some(requested) = requested else { return Ok(allowed.to_vec()) };
     let requested = Scope::parse_list(requested)
@@ -37,7 +39,11 @@ pub fn grant(
             "This client may not use client_credentials.",
         ));
     }
-    let granted = granted_scope(&client.registration.scopes, scope)?;
+    // What the client is registered for and the role policies allow it now (`scope.client`).
+    let facts = ClientFacts::of(client);
+    let allowed: Vec<Scope> =
+        client.registration.scopes.iter().filter(|s| core.policy.client_scope(facts, s)).cloned().collect();
+    let granted = granted_scope(&allowed, scope)?;
     let scope = (!granted.is_empty()).then(|| Scope::join(&granted));
     // Never past the horizon that retired signing keys stay published for.
     let max = i64::try_from(core.settings.tokens.max_token_lifetime_secs).unwrap_or(i64::MAX);

@@ -83,6 +83,14 @@ pub async fn grant(
             "A sign-in with a second factor is now required for this account.",
         ));
     }
+    // The policies as they are now: a role taken away since the login takes its scopes out of
+    // the new access token (the refresh token keeps the grant's scope, §6).
+    let account = user.clone();
+    let person =
+        state.core.db.run(move |c| crate::policy::load_person(c, &account)).await.map_err(internal)?;
+    let wanted = crate::domain::Scope::parse_list(&scope).map_err(|_| invalid_grant())?;
+    let client_facts = crate::policy::ClientFacts::of(client);
+    let scope = crate::domain::Scope::join(&state.core.policy.user_scopes(&person, client_facts, &wanted));
     let mut planned = Planned::new(state, client);
     planned.family_id = record.family_id.clone();
     let facts = LoginFacts {
