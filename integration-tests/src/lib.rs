@@ -6,6 +6,7 @@
 //! - `PRAMAAN_TEST_REDIS_URL` (e.g. `redis://127.0.0.1:6379`): each test gets its own key
 //!   prefix, deleted afterwards; unset, the in-process store.
 
+pub mod admin;
 pub mod app;
 pub mod browser;
 pub mod cli;

@@ -2,6 +2,7 @@
 //! APIs. The binary `pramaan` is a thin CLI over this library; the tests build the same
 //! [`http::Application`] the binary runs.
 
+pub mod admin;
 pub mod audit;
 pub mod bootstrap;
 pub mod cli;

@@ -3,6 +3,7 @@
 //! `pramaan_integration_tests`), so `.ci/run` runs it once embedded and once on real services.
 
 mod account;
+mod admin_api;
 mod audit;
 mod backends;
 mod browser_login;

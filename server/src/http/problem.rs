@@ -15,6 +15,9 @@ pub struct Problem {
     pub title: &'static str,
     pub status: u16,
     pub detail: String,
+    /// Extension members (RFC 9457 §3.2).
+    #[serde(flatten)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
@@ -25,7 +28,24 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: detail.into(),
+            extensions: serde_json::Map::new(),
         }
+    }
+
+    /// A problem of a type of our own (RFC 9457 §4): `kind` is its URI, `title` its summary.
+    pub fn typed(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self { kind, title, ..Self::new(status, detail) }
+    }
+
+    /// Adds an extension member.
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.extensions.insert(key.to_owned(), value);
+        self
     }
 
     pub fn response(&self) -> HttpResponse {

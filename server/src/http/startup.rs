@@ -92,6 +92,7 @@ impl Application {
                 .configure(health::configure)
                 .configure(crate::oidc::configure)
                 .configure(crate::login::configure)
+                .configure(crate::admin::configure)
                 .default_service(web::to(not_found))
         })
         .workers(workers)

@@ -1,0 +1,408 @@
+//! `/admin/api/v1/users`: list (filtered, cursor-paginated), read, disable and enable,
+//! grant and take away roles, reset second factors, list and end logins. Every route asks the
+//! role policies first; a refusal is a problem+json 403 (or a step-up 401) and is audited.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::accounts;
+use super::caller::{Caller, authenticate};
+use super::error::ApiError;
+use super::{SCOPE_USERS, audit_denial};
+use crate::domain::{OrgPath, OrgUnit, RoleName, User, UserId, UserStatus, Username};
+use crate::oidc::Issuer;
+use crate::policy::actions::{
+    AssignRole, DisableUser, EnableUser, ListUsers, ReadUser, ResetFactors, RevokeSessions,
+};
+use crate::policy::{AdminAction, Capability, Person, Target};
+use crate::state::AppState;
+use crate::store::{DbError, org_units, roles, users};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/users", web::get().to(list))
+        .route("/users/{id}", web::get().to(read))
+        .route("/users/{id}/disable", web::post().to(disable))
+        .route("/users/{id}/enable", web::post().to(enable))
+        .route("/users/{id}/roles/{role}", web::put().to(grant_role))
+        .route("/users/{id}/roles/{role}", web::delete().to(revoke_role))
+        .route("/users/{id}/factors/reset", web::post().to(reset_factors))
+        .route("/users/{id}/sessions", web::get().to(sessions))
+        .route("/users/{id}/sessions", web::delete().to(revoke_sessions));
+}
+
+/// An account as the admin API shows it.
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub status: &'static str,
+    /// The path of the account's organisation unit.
+    pub org_unit: Option<String>,
+    pub roles: Vec<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub has_password: bool,
+    pub must_change_password: bool,
+    pub password_changed_at: Option<DateTime<Utc>>,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl UserView {
+    fn of(u: &User, org: Option<String>, roles: &[RoleName]) -> Self {
+        Self {
+            id: u.id.to_string(),
+            username: u.username.to_string(),
+            display_name: u.display_name.clone(),
+            status: u.status.as_str(),
+            org_unit: org,
+            roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            email: u.email.as_ref().map(|e| e.as_str().to_owned()),
+            phone: u.phone.as_ref().map(|p| p.as_str().to_owned()),
+            has_password: u.has_password,
+            must_change_password: u.must_change_password,
+            password_changed_at: u.password_changed_at,
+            locked_until: u.locked_until,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+
+    fn of_person(u: &User, p: &Person) -> Self {
+        Self::of(u, p.org.first().map(|o| o.path.to_string()), &p.roles)
+    }
+}
+
+/// A page of accounts.
+#[derive(Debug, Serialize)]
+pub struct UserPage {
+    pub items: Vec<UserView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The account `id` as the policies see it; 404 when there is none.
+async fn target(state: &AppState, id: &str) -> Result<(User, Person), ApiError> {
+    let not_found = || ApiError::NotFound("No such account.".into());
+    if id.is_empty() || id.len() > 64 {
+        return Err(not_found());
+    }
+    let uid = UserId::from_string(id.to_owned());
+    state
+        .core
+        .db
+        .run(move |c| {
+            let Some(user) = users::find(c, &uid)? else { return Ok(None) };
+            let person = crate::policy::load_person(c, &user)?;
+            Ok::<_, DbError>(Some((user, person)))
+        })
+        .await
+        .map_err(|e| ApiError::unexpected(&e))?
+        .ok_or_else(not_found)
+}
+
+/// Asks the policies; a refusal is audited and answered.
+async fn allow<A: AdminAction>(
+    state: &AppState,
+    caller: &Caller,
+    target: Target<'_>,
+) -> Result<Capability<A>, ApiError> {
+    match state.core.policy.authorize::<A>(&caller.person, &caller.login, target) {
+        Ok(cap) => Ok(cap),
+        Err(denied) => {
+            audit_denial(state, caller, &denied).await;
+            Err(denied.into())
+        }
+    }
+}
+
+/// The caller, the account `id` and the capability to do `A` to it: what every account route
+/// starts with.
+async fn on_account<A: AdminAction>(
+    state: &AppState,
+    issuer: &Issuer,
+    req: &HttpRequest,
+    id: &str,
+) -> Result<(Caller, User, Person, Capability<A>), ApiError> {
+    let caller = authenticate(state, issuer, req, SCOPE_USERS).await?;
+    let (user, person) = target(state, id).await?;
+    let cap = allow(state, &caller, Target::Person(&person)).await?;
+    Ok((caller, user, person, cap))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only accounts in this organisation unit's subtree (a path); default: the caller's unit.
+    pub org: Option<String>,
+    /// Only holders of this role.
+    pub role: Option<String>,
+    /// `active` or `disabled`.
+    pub status: Option<String>,
+    /// Case-insensitive text in the username or display name.
+    pub q: Option<String>,
+    pub cursor: Option<String>,
+    /// 1 to 200; default 50.
+    pub limit: Option<i64>,
+}
+
+fn decode_cursor(c: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::Invalid("The cursor is not one this API returned.".into());
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let s = String::from_utf8(bytes).map_err(|_| bad())?;
+    Username::parse(&s).map_err(|_| bad())?;
+    Ok(s)
+}
+
+fn encode_cursor(username: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(username.as_bytes())
+}
+
+async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&state, &issuer, &req, SCOPE_USERS).await?;
+    let q = query.into_inner();
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::Invalid("limit must be between 1 and 200.".into()));
+    }
+    let status = q
+        .status
+        .as_deref()
+        .map(UserStatus::parse)
+        .transpose()
+        .map_err(|_| ApiError::Invalid("status must be active or disabled.".into()))?;
+    let role = q
+        .role
+        .as_deref()
+        .map(RoleName::parse)
+        .transpose()
+        .map_err(|e| ApiError::Invalid(format!("role: {e}.")))?;
+    let text = match q.q {
+        Some(t) if t.chars().count() > 100 => {
+            return Err(ApiError::Invalid("q is at most 100 characters.".into()));
+        }
+        Some(t) if t.trim().is_empty() => None,
+        other => other,
+    };
+    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    // The subtree listed: the one asked for, or the caller's own unit.
+    let chain: Vec<OrgUnit> = match q.org.as_deref() {
+        Some(p) => {
+            let path = OrgPath::parse(p).map_err(|e| ApiError::Invalid(format!("org: {e}.")))?;
+            let found = state
+                .core
+                .db
+                .run(move |c| match org_units::find_by_path(c, &path)? {
+                    Some(u) => org_units::chain(c, &u.id),
+                    None => Ok(Vec::new()),
+                })
+                .await
+                .map_err(|e| ApiError::unexpected(&e))?;
+            if found.is_empty() {
+                return Err(ApiError::NotFound(format!("No organisation unit '{p}'.")));
+            }
+            found
+        }
+        None => caller.person.org.clone(),
+    };
+    if chain.is_empty() {
+        return Err(ApiError::Invalid("Name the organisation unit to list with org=<path>.".into()));
+    }
+    let _cap: Capability<ListUsers> = allow(&state, &caller, Target::Org(&chain)).await?;
+    let subtree = chain.first().map(|u| u.path.clone());
+    let filter = users::UserFilter { org_subtree: subtree, status, text, after_username: after, role };
+    let (found, paths, held) = state
+        .core
+        .db
+        .run(move |c| {
+            let found = users::list(c, &filter, limit)?;
+            let units: Vec<_> = found.iter().filter_map(|u| u.org_unit_id.clone()).collect();
+            let paths = org_units::paths_of(c, &units)?;
+            let ids: Vec<UserId> = found.iter().map(|u| u.id.clone()).collect();
+            let held = roles::roles_of_many(c, &ids)?;
+            Ok::<_, DbError>((found, paths, held))
+        })
+        .await
+        .map_err(|e| ApiError::unexpected(&e))?;
+    let next_cursor = (found.len() as i64 == limit)
+        .then(|| found.last().map(|u| encode_cursor(u.username.as_str())))
+        .flatten();
+    let items = found
+        .iter()
+        .map(|u| {
+            let org = u.org_unit_id.as_ref().and_then(|id| paths.get(id).cloned());
+            UserView::of(u, org, held.get(&u.id).map_or(&[][..], Vec::as_slice))
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(UserPage { items, next_cursor }))
+}
+
+async fn read(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, user, person, _cap) = on_account::<ReadUser>(&state, &issuer, &req, &id).await?;
+    Ok(HttpResponse::Ok().json(UserView::of_person(&user, &person)))
+}
+
+/// Why an account is disabled or its factors reset.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    pub reason: Option<String>,
+}
+
+fn reason_text(body: Option<web::Json<ReasonBody>>, required: bool) -> Result<Option<String>, ApiError> {
+    let reason =
+        body.and_then(|b| b.into_inner().reason).map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    match reason {
+        Some(r) if r.chars().count() > 500 => {
+            Err(ApiError::Invalid("reason is at most 500 characters.".into()))
+        }
+        None if required => Err(ApiError::Invalid("Say why in reason (at most 500 characters).".into())),
+        other => Ok(other),
+    }
+}
+
+async fn disable(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+    id: web::Path<String>,
+    body: Option<web::Json<ReasonBody>>,
+) -> Result<HttpResponse, ApiError> {
+    let (caller, _, person, cap) = on_account::<DisableUser>(&state, &issuer, &req, &id).await?;
+    let reason = reason_text(body, false)?;
+    let user = accounts::disable(&state, &caller, cap, reason).await?;
+    Ok(HttpResponse::Ok().json(UserView::of_person(&user, &person)))
+}
+
+async fn enable(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (caller, _, person, cap) = on_account::<EnableUser>(&state, &issuer, &req, &id).await?;
+    let user = accounts::enable(&state, &caller, cap).await?;
+    Ok(HttpResponse::Ok().json(UserView::of_person(&user, &person)))
+}
+
+async fn role_target(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    role: &str,
+) -> Result<(User, Person, Capability<AssignRole>), ApiError> {
+    let role = RoleName::parse(role).map_err(|e| ApiError::Invalid(format!("role: {e}.")))?;
+    let (user, person) = target(state, id).await?;
+    let cap = allow(state, caller, Target::Grant { role: &role, to: &person }).await?;
+    Ok((user, person, cap))
+}
+
+async fn grant_role(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&state, &issuer, &req, SCOPE_USERS).await?;
+    let (id, role) = path.into_inner();
+    let (_, _, cap) = role_target(&state, &caller, &id, &role).await?;
+    accounts::grant(&state, &caller, cap).await?;
+    let (user, person) = target(&state, &id).await?;
+    Ok(HttpResponse::Ok().json(UserView::of_person(&user, &person)))
+}
+
+async fn revoke_role(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&state, &issuer, &req, SCOPE_USERS).await?;
+    let (id, role) = path.into_inner();
+    let (_, _, cap) = role_target(&state, &caller, &id, &role).await?;
+    accounts::revoke_role(&state, &caller, cap).await?;
+    let (user, person) = target(&state, &id).await?;
+    Ok(HttpResponse::Ok().json(UserView::of_person(&user, &person)))
+}
+
+#[derive(Debug, Serialize)]
+struct Cleared {
+    cleared: bool,
+}
+
+async fn reset_factors(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+    id: web::Path<String>,
+    body: Option<web::Json<ReasonBody>>,
+) -> Result<HttpResponse, ApiError> {
+    let (caller, _, _, cap) = on_account::<ResetFactors>(&state, &issuer, &req, &id).await?;
+    let reason = reason_text(body, true)?.unwrap_or_default();
+    let cleared = accounts::reset_factors(&state, &caller, cap, reason).await?;
+    Ok(HttpResponse::Ok().json(Cleared { cleared }))
+}
+
+/// One open login, without anything that could resume it.
+#[derive(Debug, Serialize)]
+pub struct LoginView {
+    /// A stable handle for this login (not its session id).
+    pub id: String,
+    pub signed_in_at: Option<DateTime<Utc>>,
+}
+
+async fn sessions(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, user, _, _cap) = on_account::<ReadUser>(&state, &issuer, &req, &id).await?;
+    let logins =
+        crate::login::session::logins_of(&state, &user.id).await.map_err(|e| ApiError::unexpected(&e))?;
+    let items: Vec<LoginView> = logins
+        .iter()
+        .map(|(sid, rec)| LoginView {
+            id: state
+                .core
+                .keys
+                .digester
+                .digest("admin-login-handle", sid.as_bytes())
+                .chars()
+                .take(16)
+                .collect(),
+            signed_in_at: DateTime::from_timestamp_micros(rec.auth_time_us),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+#[derive(Debug, Serialize)]
+struct Ended {
+    ended: usize,
+}
+
+async fn revoke_sessions(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (caller, _, _, cap) = on_account::<RevokeSessions>(&state, &issuer, &req, &id).await?;
+    let ended = accounts::revoke_sessions(&state, &caller, cap).await?;
+    Ok(HttpResponse::Ok().json(Ended { ended }))
+}
