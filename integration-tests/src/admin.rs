@@ -13,7 +13,7 @@ use crate::browser::{Browser, REDIRECT, Registered, authorize_url, pkce, post_fo
 use crate::two_factor::{app_code, code_in, continue_from, enroll, insert_staff, password_step, submit_code};
 
 /// Every admin scope, as the console asks for them.
-pub const ADMIN_SCOPES: &str = "openid admin.users admin.clients admin.audit admin.campaigns";
+pub const ADMIN_SCOPES: &str = "openid admin.users admin.clients admin.audit admin.campaigns admin.policy";
 
 /// The unit at `path`, created with its missing ancestors (kinds by depth: national, state,
 /// district, facility).
@@ -64,7 +64,7 @@ pub async fn console_client(app: &TestApp) -> Registered {
             "--grant",
             "refresh_token",
             "--scope",
-            "admin.users admin.clients admin.audit admin.campaigns registry.read",
+            "admin.users admin.clients admin.audit admin.campaigns admin.policy registry.read",
             "--redirect-uri",
             REDIRECT,
         ],

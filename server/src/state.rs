@@ -130,24 +130,31 @@ impl Core {
                 tracing::info!(kid = %k.kid, alg = %k.alg, "created a signing key");
             }
         }
-        let policy = Arc::new(PolicyEngine::new(load_policies(&settings)?));
+        let (policies, origin) = load_policies(&settings, &db, mode)?;
+        let policy = Arc::new(PolicyEngine::new(policies, origin));
         Ok(Self { settings: Arc::new(settings), db, keys, clock, audit, passwords, keyring, policy })
     }
 }
 
-/// The configured policy folder, or the compiled-in set; a set that does not validate stops
-/// the start with every error.
-fn load_policies(settings: &Settings) -> Result<crate::policy::Policies, StartError> {
-    let (loaded, origin) = match &settings.policy.dir {
-        Some(dir) => (crate::policy::load_valid(dir), dir.display().to_string()),
-        None => {
-            (crate::policy::from_sources_valid(crate::policy::builtin_sources()), "the built-in set".into())
+/// The newest stored policy set, else the configured folder, else the compiled-in set. For the
+/// server, a set that does not check stops the start with every error; a one-off command (which
+/// may be the `policy reload` that repairs it) runs on the configured set instead.
+fn load_policies(
+    settings: &Settings,
+    db: &Database,
+    mode: InitMode,
+) -> Result<(crate::policy::Policies, crate::policy::Origin), StartError> {
+    use crate::policy::reload::{configured_set, startup_set};
+    match (startup_set(settings, db), mode) {
+        (Ok(set), _) => Ok(set),
+        (Err(e), InitMode::Serve) => Err(StartError::Other(format!(
+            "policy: {e}; load a valid set with `pramaan policy reload --dir DIR` (or --built-in)"
+        ))),
+        (Err(e), InitMode::Command) => {
+            tracing::warn!(error = %e, "the stored policy set does not check; this command uses the configured one");
+            configured_set(settings).map_err(|e| StartError::Other(format!("policy: {e}")))
         }
-    };
-    loaded.map_err(|errors| {
-        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        StartError::Other(format!("policy ({origin}): {}", list.join("; ")))
-    })
+    }
 }
 
 enum FingerprintError {

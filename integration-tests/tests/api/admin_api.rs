@@ -249,26 +249,50 @@ async fn a_sensitive_action_with_a_thirty_minute_old_login_asks_for_a_step_up() 
     assert_eq!(done.status, 200, "{done:?}");
 }
 
+/// Calls every admin route as `token` on `vacc_blr` and expects each refused by the policies
+/// (403 naming the route's action), each refusal audited, and nothing changed.
+async fn every_route_refused(w: &World, token: &str, only_scope: Option<&str>) {
+    let before = audit(&w.app, "admin.denied").await.len();
+    let mut called = 0;
+    for r in pramaan_server::admin::ROUTES.iter().filter(|r| only_scope.is_none_or(|s| r.scope == s)) {
+        let path = r.path.replace("{id}", w.vacc_blr.id.as_str()).replace("{role}", "vaccinator");
+        let path = if r.path == "/users" { format!("{path}?org={BLR}") } else { path };
+        let body = match r.method {
+            "GET" => None,
+            _ if r.path.starts_with("/policy") => {
+                Some(json!({ "files": pramaan_server::policy::builtin_sources(), "reason": "route check" }))
+            }
+            _ => Some(json!({ "reason": "route check" })),
+        };
+        let a = api(&w.app, r.method, &path, Some(token), body).await;
+        assert_eq!(a.status, 403, "{} {}: {a:?}", r.method, r.path);
+        assert!(is_problem(&a), "{} {}: {a:?}", r.method, r.path);
+        assert_eq!(a.body["action"], r.act.name(), "{} {}", r.method, r.path);
+        called += 1;
+    }
+    let denied = audit(&w.app, "admin.denied").await;
+    assert_eq!(denied.len() - before, called, "each refusal is audited");
+    assert_eq!(status_of(&w.app, &w.vacc_blr).await, UserStatus::Active, "nothing changed");
+    let id = w.vacc_blr.id.clone();
+    let held = w.app.core.db.run(move |c| roles::roles_of(c, &id)).await.unwrap();
+    assert_eq!(held.len(), 1, "the roles are unchanged");
+}
+
 #[tokio::test]
 async fn every_admin_route_is_behind_a_policy_decision() {
     let w = world().await;
     // An administrator of the other district: the scope is right, the policies say no.
     staff_in(&w.app, "dadmin-mys", &["district_admin"], MYS).await;
     let admin = first_admin_login(&w.app, &w.clock, &w.console, "dadmin-mys").await;
-    let token = Some(admin.access_token.as_str());
-    let before = audit(&w.app, "admin.denied").await.len();
-    for r in pramaan_server::admin::ROUTES {
-        let path = r.path.replace("{id}", w.vacc_blr.id.as_str()).replace("{role}", "vaccinator");
-        let path = if r.path == "/users" { format!("{path}?org={BLR}") } else { path };
-        let body = (r.method != "GET").then(|| json!({ "reason": "route check" }));
-        let a = api(&w.app, r.method, &path, token, body).await;
-        assert_eq!(a.status, 403, "{} {}: {a:?}", r.method, r.path);
-        assert!(is_problem(&a), "{} {}: {a:?}", r.method, r.path);
-        assert_eq!(a.body["action"], r.act.name(), "{} {}", r.method, r.path);
-    }
-    let denied = audit(&w.app, "admin.denied").await;
-    assert_eq!(denied.len() - before, pramaan_server::admin::ROUTES.len(), "each refusal is audited");
-    assert_eq!(status_of(&w.app, &w.vacc_blr).await, UserStatus::Active, "nothing changed");
+    every_route_refused(&w, &admin.access_token, Some(pramaan_server::admin::SCOPE_USERS)).await;
+    // A national administrator's token, with every admin scope, after the role was taken away:
+    // the roles are read at each request, whatever the token says.
+    let demoted = staff_in(&w.app, "nadmin", &["national_admin"], "in").await;
+    let national = first_admin_login(&w.app, &w.clock, &w.console, "nadmin").await;
+    assert!(national.scope.contains("admin.policy"), "{}", national.scope);
+    let (id, role) = (demoted.id.clone(), pramaan_server::domain::RoleName::parse("national_admin").unwrap());
+    w.app.core.db.run(move |c| roles::remove(c, &id, &role)).await.unwrap();
+    every_route_refused(&w, &national.access_token, None).await;
 }
 
 #[tokio::test]

@@ -46,7 +46,7 @@ async fn help_lists_every_command() {
     assert_eq!(sub("org"), ["create", "list"]);
     assert_eq!(sub("audit"), ["verify", "export"]);
     assert_eq!(sub("keys"), ["list", "rotate"]);
-    assert_eq!(sub("policy"), ["validate", "test"]);
+    assert_eq!(sub("policy"), ["validate", "test", "reload", "show"]);
     let run = run_cli(&["--help"], &[], "").await;
     assert!(run.ok());
     for c in names(&cli) {

@@ -19,6 +19,7 @@ mod keys;
 mod migrations;
 mod password_login;
 mod policies;
+mod policy_reload;
 mod private_key_jwt;
 mod repositories;
 mod scope_policy;

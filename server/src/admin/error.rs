@@ -42,6 +42,9 @@ pub enum ApiError {
     /// The request is malformed or a value is invalid (400).
     #[error("{0}")]
     Invalid(String),
+    /// A candidate policy set that does not check (422), with every error.
+    #[error("the policy set does not check")]
+    InvalidPolicy(Vec<crate::policy::PolicyError>),
     #[error("the service is temporarily unavailable")]
     Unavailable,
 }
@@ -83,6 +86,7 @@ impl ResponseError for ApiError {
             Self::BadAuthorization | Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope(_) | Self::Denied(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::InvalidPolicy(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -168,6 +172,24 @@ impl ResponseError for ApiError {
             }
             Self::Invalid(_) => (
                 Problem::typed(status, "urn:pramaan:problem:invalid-request", "Invalid request", detail),
+                None,
+            ),
+            Self::InvalidPolicy(errors) => (
+                Problem::typed(
+                    status,
+                    "urn:pramaan:problem:invalid-policy-set",
+                    "Invalid policy set",
+                    format!("The policy set has {} problem(s); nothing was loaded.", errors.len()),
+                )
+                .with(
+                    "errors",
+                    json!(
+                        errors
+                            .iter()
+                            .map(|e| json!({ "file": e.file, "line": e.line, "reason": e.reason }))
+                            .collect::<Vec<_>>()
+                    ),
+                ),
                 None,
             ),
             Self::Unavailable => (Problem::new(status, "Try again shortly."), None),

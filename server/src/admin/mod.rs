@@ -6,6 +6,7 @@
 mod accounts;
 pub mod caller;
 pub mod error;
+mod policy;
 mod users;
 
 use actix_web::http::Method;
@@ -13,7 +14,7 @@ use actix_web::web;
 use serde_json::json;
 
 use crate::domain::{AuditEvent, Outcome};
-use crate::policy::{Act, Denied, Subject};
+use crate::policy::{Act, AdminAction, Capability, Denied, Subject, Target};
 use crate::state::AppState;
 use caller::Caller;
 
@@ -22,6 +23,8 @@ pub const BASE: &str = "/admin/api/v1";
 
 /// The scope an access token needs for the account routes.
 pub const SCOPE_USERS: &str = "admin.users";
+/// The scope an access token needs for the policy routes.
+pub const SCOPE_POLICY: &str = "admin.policy";
 
 /// One admin route: what it is, the scope its token needs and the policy action it asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +52,9 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/users/{id}/factors/reset", SCOPE_USERS, Act::FactorsReset),
     route("GET", "/users/{id}/sessions", SCOPE_USERS, Act::UserRead),
     route("DELETE", "/users/{id}/sessions", SCOPE_USERS, Act::SessionsRevoke),
+    route("GET", "/policy", SCOPE_POLICY, Act::PolicyRead),
+    route("POST", "/policy/validate", SCOPE_POLICY, Act::PolicyRead),
+    route("POST", "/policy/reload", SCOPE_POLICY, Act::PolicyManage),
 ];
 
 impl Route {
@@ -58,13 +64,31 @@ impl Route {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope(BASE).configure(users::configure).default_service(web::to(|| async {
-        crate::http::problem::Problem::new(
-            actix_web::http::StatusCode::NOT_FOUND,
-            "There is no such admin API resource.",
-        )
-        .response()
-    })));
+    cfg.service(web::scope(BASE).configure(users::configure).configure(policy::configure).default_service(
+        web::to(|| async {
+            crate::http::problem::Problem::new(
+                actix_web::http::StatusCode::NOT_FOUND,
+                "There is no such admin API resource.",
+            )
+            .response()
+        }),
+    ));
+}
+
+/// Asks the policies whether `caller` may do `A` to `target`; a refusal is audited and
+/// answered (403, or 401 with a step-up challenge).
+async fn allow<A: AdminAction>(
+    state: &AppState,
+    caller: &Caller,
+    target: Target<'_>,
+) -> Result<Capability<A>, error::ApiError> {
+    match state.core.policy.authorize::<A>(&caller.person, &caller.login, target) {
+        Ok(cap) => Ok(cap),
+        Err(denied) => {
+            audit_denial(state, caller, &denied).await;
+            Err(denied.into())
+        }
+    }
 }
 
 /// Records a refused decision: who, what, on what, and the policies that refused.
@@ -75,6 +99,7 @@ async fn audit_denial(state: &AppState, caller: &Caller, denied: &Denied) {
         Subject::Org(Some(o)) => format!("org:{o}"),
         Subject::Org(None) => "org:-".to_owned(),
         Subject::Client(c) => format!("client:{c}"),
+        Subject::Policies => "policy".to_owned(),
     };
     let event =
         AuditEvent::new(caller.actor(), "admin.denied", Outcome::Denied).target(target).details(json!({

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::accounts;
 use super::caller::{Caller, authenticate};
 use super::error::ApiError;
-use super::{SCOPE_USERS, audit_denial};
+use super::{SCOPE_USERS, allow};
 use crate::domain::{OrgPath, OrgUnit, RoleName, User, UserId, UserStatus, Username};
 use crate::oidc::Issuer;
 use crate::policy::actions::{
@@ -103,21 +103,6 @@ async fn target(state: &AppState, id: &str) -> Result<(User, Person), ApiError> 
         .await
         .map_err(|e| ApiError::unexpected(&e))?
         .ok_or_else(not_found)
-}
-
-/// Asks the policies; a refusal is audited and answered.
-async fn allow<A: AdminAction>(
-    state: &AppState,
-    caller: &Caller,
-    target: Target<'_>,
-) -> Result<Capability<A>, ApiError> {
-    match state.core.policy.authorize::<A>(&caller.person, &caller.login, target) {
-        Ok(cap) => Ok(cap),
-        Err(denied) => {
-            audit_denial(state, caller, &denied).await;
-            Err(denied.into())
-        }
-    }
 }
 
 /// The caller, the account `id` and the capability to do `A` to it: what every account route

@@ -182,6 +182,7 @@ async fn run(cli: Cli, env: Vec<(String, String)>, io: &mut Io) -> CliResult {
         Command::Audit(cmd) => audit::run(&core()?, &actor, cmd, io).await,
         Command::Keys(cmd) => keys::run(&core()?, &actor, cmd, io).await,
         Command::Client(cmd) => client::run(&core()?, &actor, cmd, io).await,
+        Command::Policy(cmd) if cmd.needs_database() => policy::run_stored(&core()?, &actor, cmd, io).await,
         Command::Policy(cmd) => policy::run(cmd, io),
     }
 }

@@ -28,6 +28,9 @@ pub struct Application {
     epoch_poll: AbortOnDrop,
     /// Keeps this instance's copy of the revoked-token list.
     revocation_feed: AbortOnDrop,
+    /// Picks up policy sets reloaded anywhere; reloads on SIGHUP.
+    policy_watch: AbortOnDrop,
+    policy_hangup: AbortOnDrop,
     state: AppState,
 }
 
@@ -61,6 +64,8 @@ impl Application {
             )
         }));
         let epoch_poll = AbortOnDrop(state.clients.spawn_poller());
+        let policy_watch = AbortOnDrop(crate::policy::reload::spawn_poller(state.core.clone()));
+        let policy_hangup = AbortOnDrop(crate::policy::reload::spawn_on_hangup(state.core.clone()));
         let revocation_feed = AbortOnDrop(crate::oidc::revocation_feed::RevocationFeed::spawn(state.clone()));
         let issuer = web::Data::new(Issuer {
             audience: settings.tokens.access_token_audience.clone().unwrap_or_else(|| url.clone()),
@@ -111,6 +116,8 @@ impl Application {
             issuance_flush,
             epoch_poll,
             revocation_feed,
+            policy_watch,
+            policy_hangup,
             state: kept,
         })
     }
@@ -135,6 +142,8 @@ impl Application {
         let _key_refresh = self.key_refresh;
         let _epoch_poll = self.epoch_poll;
         let _revocation_feed = self.revocation_feed;
+        let _policy_watch = self.policy_watch;
+        let _policy_hangup = self.policy_hangup;
         let result = self.server.await;
         drop(self.issuance_flush);
         // Tallies of the minute in progress would otherwise be lost with the process.

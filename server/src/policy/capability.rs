@@ -44,6 +44,10 @@ admin_actions!(
     LaunchCampaign => CampaignLaunch,
     ManageClient => ClientManage,
     SuspendClients => ClientSuspendBulk,
+    /// Read the policy set in force.
+    ReadPolicy => PolicyRead,
+    /// Load a new policy set.
+    ManagePolicy => PolicyManage,
 );
 
 /// What a decision was about.
@@ -53,6 +57,7 @@ pub enum Subject {
     Role { role: RoleName, user: UserId },
     Org(Option<OrgUnitId>),
     Client(ClientId),
+    Policies,
 }
 
 /// Proof that the policies let `admin` do `A` to one subject. It cannot be built outside
@@ -111,6 +116,7 @@ impl PolicyEngine {
             Target::Grant { role, to } => Subject::Role { role: role.clone(), user: to.id.clone() },
             Target::Org(chain) => Subject::Org(chain.first().map(|u| u.id.clone())),
             Target::Client(c) => Subject::Client(ClientId::from_string(c.id.to_owned())),
+            Target::Policies => Subject::Policies,
         };
         let verdict = self.admin(A::ACT, admin, login, target);
         if verdict.allowed {

@@ -37,6 +37,8 @@ pub enum Act {
     CampaignLaunch,
     ClientManage,
     ClientSuspendBulk,
+    PolicyRead,
+    PolicyManage,
 }
 
 impl Act {
@@ -58,6 +60,8 @@ impl Act {
         Act::CampaignLaunch,
         Act::ClientManage,
         Act::ClientSuspendBulk,
+        Act::PolicyRead,
+        Act::PolicyManage,
     ];
 
     /// The action's name in the schema.
@@ -80,6 +84,8 @@ impl Act {
             Act::CampaignLaunch => "campaign.launch",
             Act::ClientManage => "client.manage",
             Act::ClientSuspendBulk => "client.suspend_bulk",
+            Act::PolicyRead => "policy.read",
+            Act::PolicyManage => "policy.manage",
         }
     }
 
@@ -139,6 +145,8 @@ pub enum Target<'a> {
     Org(&'a [OrgUnit]),
     /// A client.
     Client(ClientFacts<'a>),
+    /// The role policies themselves.
+    Policies,
 }
 
 /// A decision and the policies that made it.
@@ -171,16 +179,39 @@ type ScopeMemo = HashMap<(String, ClientCategory, bool, String), bool>;
 /// Memoised client decisions beyond this many are dropped and made again.
 const MAX_MEMO: usize = 50_000;
 
+/// Where the running set came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum Origin {
+    /// Compiled into the binary (the repository's `policies/` when it was built).
+    BuiltIn,
+    /// The folder named by `[policy] dir`.
+    Dir { path: String },
+    /// Loaded at run time and stored in the database (`policy_sets`), shared by every instance.
+    Stored { seq: i64, loaded_by: String, reason: String, loaded_at: chrono::DateTime<chrono::Utc> },
+}
+
+impl Origin {
+    /// The stored set's number, if the set came from the database.
+    pub fn seq(&self) -> Option<i64> {
+        match self {
+            Self::Stored { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+}
+
 /// The policy set a server runs, sliced by action.
 pub struct ActiveSet {
     pub policies: Policies,
     pub version: String,
+    pub origin: Origin,
     slices: HashMap<Act, PolicySet>,
     client_scopes: Mutex<ScopeMemo>,
 }
 
 impl ActiveSet {
-    fn new(policies: Policies) -> Self {
+    fn new(policies: Policies, origin: Origin) -> Self {
         let version = policies.version();
         let mut slices = HashMap::new();
         for &act in Act::ALL {
@@ -199,7 +230,7 @@ impl ActiveSet {
             }
             slices.insert(act, slice);
         }
-        Self { policies, version, slices, client_scopes: Mutex::new(HashMap::new()) }
+        Self { policies, version, origin, slices, client_scopes: Mutex::new(HashMap::new()) }
     }
 }
 
@@ -304,8 +335,11 @@ fn login_record(l: &LoginFacts) -> RestrictedExpression {
 }
 
 impl PolicyEngine {
-    pub fn new(policies: Policies) -> Self {
-        Self { active: ArcSwap::from_pointee(ActiveSet::new(policies)), authorizer: Authorizer::new() }
+    pub fn new(policies: Policies, origin: Origin) -> Self {
+        Self {
+            active: ArcSwap::from_pointee(ActiveSet::new(policies, origin)),
+            authorizer: Authorizer::new(),
+        }
     }
 
     /// The set decisions are made with now.
@@ -318,8 +352,8 @@ impl PolicyEngine {
     }
 
     /// Replaces the running set (already validated) at once.
-    pub fn replace(&self, policies: Policies) {
-        self.active.store(Arc::new(ActiveSet::new(policies)));
+    pub fn replace(&self, policies: Policies, origin: Origin) {
+        self.active.store(Arc::new(ActiveSet::new(policies, origin)));
     }
 
     /// One Cedar request. Fails closed: a request Cedar cannot build or evaluate is a denial.
@@ -438,6 +472,11 @@ impl PolicyEngine {
                 None => return self.decide(&set, act, me, uid("OrgUnit", ""), context, e),
             },
             Target::Client(c) => e.client(c),
+            Target::Policies => {
+                let store = uid("PolicyStore", "current");
+                e.push(Entity::new_no_attrs(store.clone(), HashSet::new()));
+                store
+            }
         };
         self.decide(&set, act, me, resource, context, e)
     }

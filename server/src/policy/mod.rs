@@ -5,17 +5,19 @@
 mod capability;
 mod cases;
 mod engine;
+pub mod reload;
 
 pub use capability::{AdminAction, Capability, Denied, Subject};
 pub use cases::{TestReport, run_tests};
 pub mod actions {
     //! The administrative actions as types, for [`super::Capability`].
     pub use super::capability::{
-        AssignRole, CreateUser, DisableUser, EnableUser, LaunchCampaign, ListUsers, ManageClient, ReadAudit,
-        ReadUser, ResetFactors, RevokeSessions, SuspendClients, UpdateUser,
+        AssignRole, CreateUser, DisableUser, EnableUser, LaunchCampaign, ListUsers, ManageClient,
+        ManagePolicy, ReadAudit, ReadPolicy, ReadUser, ResetFactors, RevokeSessions, SuspendClients,
+        UpdateUser,
     };
 }
-pub use engine::{Act, ActiveSet, ClientFacts, LoginFacts, Person, PolicyEngine, Target, Verdict};
+pub use engine::{Act, ActiveSet, ClientFacts, LoginFacts, Origin, Person, PolicyEngine, Target, Verdict};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,7 +40,7 @@ impl PolicyError {
 }
 
 /// The loaded policy set with its schema, and where each policy came from.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Policies {
     pub dir: PathBuf,
     pub schema: Schema,

@@ -93,7 +93,7 @@ mod decisions {
     use crate::mfa::Requirement;
 
     fn engine() -> PolicyEngine {
-        PolicyEngine::new(from_sources_valid(builtin_sources()).unwrap())
+        PolicyEngine::new(from_sources_valid(builtin_sources()).unwrap(), Origin::BuiltIn)
     }
 
     /// The chain from `path`'s unit up to the root; each unit's id is its path.
@@ -251,7 +251,7 @@ mod decisions {
              action == Pramaan::Action::\"scope.user\", resource == Pramaan::Scope::\"registry.write\");\n"
                 .into(),
         );
-        e.replace(from_sources_valid(files).unwrap());
+        e.replace(from_sources_valid(files).unwrap(), Origin::BuiltIn);
         assert_ne!(e.version(), before);
         let verdict = e.user_scope(&v, APP, &write);
         assert_eq!(verdict.reason(), "permitted by vaccinators-write");

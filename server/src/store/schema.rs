@@ -157,6 +157,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    policy_sets (seq) {
+        seq -> BigInt,
+        version -> Text,
+        files -> Text,
+        loaded_by -> Text,
+        reason -> Text,
+        loaded_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> org_units (org_unit_id));
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(user_roles -> roles (role_name));
