@@ -90,7 +90,8 @@ async fn a_district_admin_acts_inside_their_district_and_is_refused_outside_it()
     let disabled = audit(&w.app, "user.disable").await;
     assert_eq!(disabled.len(), 1);
     let d = details(&disabled[0]);
-    assert_eq!(d["decision"], "permitted by district-admin-accounts");
+    // district_admin includes facility_admin (roles.json): both permit it.
+    assert_eq!(d["decision"], "permitted by district-admin-accounts, facility-admin-accounts");
     assert_eq!(d["reason"], "left the programme");
     assert_eq!(d["policy_version"], w.app.core.policy.version());
 
@@ -182,9 +183,47 @@ async fn the_last_national_admin_can_be_neither_disabled_nor_demoted() {
         api(&w.app, "DELETE", &format!("/users/{}/roles/national_admin", first.id), token, None).await;
     assert_eq!(demote.status, 200, "{demote:?}");
     assert_eq!(demote.body["roles"], json!([]));
-    // Now the second is the last one.
+    // Now the second is the last one, and cannot disable or demote itself either.
+    w.clock.advance(TimeDelta::seconds(30));
+    let last = first_admin_login(&w.app, &w.clock, &w.console, "nadmin-2").await;
+    let token = Some(last.access_token.as_str());
     let ask = api(&w.app, "POST", &format!("/users/{}/disable", second.id), token, None).await;
-    assert_ne!(ask.status, 200, "{ask:?}");
+    assert_eq!(ask.status, 409, "{ask:?}");
+    let ask = api(&w.app, "DELETE", &format!("/users/{}/roles/national_admin", second.id), token, None).await;
+    assert_eq!(ask.status, 409, "{ask:?}");
+    assert_eq!(status_of(&w.app, &second).await, UserStatus::Active);
+}
+
+#[tokio::test]
+async fn an_administrator_is_administered_only_from_a_rank_above() {
+    let w = world().await;
+    let district = staff_in(&w.app, "dadmin-blr", &["district_admin"], BLR).await;
+    staff_in(&w.app, "helpdesk-blr", &["helpdesk"], BLR).await;
+    staff_in(&w.app, "sadmin-ka", &["state_admin"], "in/ka").await;
+    let victim = first_admin_login(&w.app, &w.clock, &w.console, "dadmin-blr").await;
+    let own = format!("/users/{}", district.id);
+    assert_eq!(api(&w.app, "GET", &own, Some(&victim.access_token), None).await.status, 200);
+    let helpdesk = first_admin_login(&w.app, &w.clock, &w.console, "helpdesk-blr").await;
+    let path = format!("/users/{}/factors/reset", district.id);
+    let body = Some(json!({ "reason": "lost phone" }));
+    let refused = api(&w.app, "POST", &path, Some(&helpdesk.access_token), body.clone()).await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert_eq!(refused.body["policies"], json!(["administer-only-junior-accounts"]));
+    // The helpdesk still resets field staff.
+    let field = format!("/users/{}/factors/reset", w.vacc_blr.id);
+    let done = api(&w.app, "POST", &field, Some(&helpdesk.access_token), body.clone()).await;
+    assert_eq!(done.status, 200, "{done:?}");
+    let state = first_admin_login(&w.app, &w.clock, &w.console, "sadmin-ka").await;
+    let done = api(&w.app, "POST", &path, Some(&state.access_token), body).await;
+    assert_eq!((done.status, done.body["cleared"].as_bool()), (200, Some(true)), "{done:?}");
+    // The reset ended the district admin's logins and tokens with the app.
+    let dead = api(&w.app, "GET", &own, Some(&victim.access_token), None).await;
+    assert_eq!(dead.status, 401, "{dead:?}");
+    let resets = audit(&w.app, "mfa.reset").await;
+    assert_eq!(resets.len(), 2);
+    // A state admin holds the roles below it (roles.json), whose policies agree.
+    let decision = details(&resets[1])["decision"].as_str().unwrap().to_owned();
+    assert!(decision.starts_with("permitted by") && decision.contains("state-admin-accounts"), "{decision}");
 }
 
 #[tokio::test]
@@ -247,6 +286,32 @@ async fn a_sensitive_action_with_a_thirty_minute_old_login_asks_for_a_step_up() 
     let fresh = admin_login(&w.app, &w.clock, &w.console, "nadmin", &admin.key).await;
     let done = api(&w.app, "POST", &path, Some(&fresh.access_token), None).await;
     assert_eq!(done.status, 200, "{done:?}");
+
+    // Outside the admin's reach, an old login is simply refused: no fresh sign-in would help.
+    staff_in(&w.app, "dadmin-mys", &["district_admin"], MYS).await;
+    let other = first_admin_login(&w.app, &w.clock, &w.console, "dadmin-mys").await;
+    w.clock.advance(TimeDelta::minutes(30));
+    let (_, stale) = post_form(
+        &w.app,
+        "/token",
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &w.console),
+            ("refresh_token", &other.refresh_token),
+        ],
+    )
+    .await;
+    let outside = api(
+        &w.app,
+        "POST",
+        &format!("/users/{}/disable", w.vacc_blr.id),
+        stale["access_token"].as_str(),
+        None,
+    )
+    .await;
+    assert_eq!(outside.status, 403, "{outside:?}");
+    assert_eq!(outside.body["type"], "urn:pramaan:problem:forbidden-by-policy");
 }
 
 /// Calls every admin route as `token` on `vacc_blr` and expects each refused by the policies

@@ -114,3 +114,17 @@ async fn a_client_asking_for_a_scope_beyond_policy_gets_invalid_scope() {
     .await;
     assert_eq!((status, body["scope"].as_str()), (200, Some("registry.write")), "{body}");
 }
+
+#[tokio::test]
+async fn a_request_of_which_the_account_may_have_nothing_is_invalid_scope() {
+    let app = spawn_app_at(fixed_clock(), |_| {}).await;
+    staff(&app, "norole", &[], None).await;
+    let client = public_client(&app, &[]).await;
+    let (_, challenge) = pkce();
+    let url = authorize_url(&app, &client.id, REDIRECT, "registry.read", &challenge, &[]);
+    let back = password_step(&Browser::new(&app), &url, "norole").await;
+    let to = back.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    assert!(to.starts_with(REDIRECT), "back to the client: {to}");
+    assert!(to.contains("error=invalid_scope") && to.contains("state=st4te"), "{to}");
+    assert!(code_in(&back).is_none());
+}

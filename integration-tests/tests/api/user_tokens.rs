@@ -354,7 +354,7 @@ async fn userinfo_answers_rfc_6750_errors() {
     assert_eq!(basic.status(), 400);
     // A token without openid is insufficient_scope.
     let browser = Browser::new(&app);
-    let (code, verifier) = code_for(&app, &browser, &c.id, REDIRECT, "registry.read", "asha", PASSWORD).await;
+    let (code, verifier) = code_for(&app, &browser, &c.id, REDIRECT, "profile", "asha", PASSWORD).await;
     let (_, tokens) = exchange(&app, &c.id, &code, Some(&verifier), REDIRECT).await;
     assert!(tokens["id_token"].is_null(), "no ID token without openid");
     let resp =

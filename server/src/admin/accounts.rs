@@ -1,6 +1,11 @@
 //! The changes the admin API makes to accounts. Each takes the [`Capability`] a permitting
 //! decision produced and acts on the account the decision was about, in one transaction with
-//! its audit event (which records the decision's reason and the policy version).
+//! its audit event (which records the decision's reason and the policy version). Inside that
+//! transaction the caller and the account are read again (their rows locked on PostgreSQL) and
+//! the policies asked again, so a role taken away or an account moved meanwhile stops the
+//! change.
+
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -8,7 +13,7 @@ use super::caller::Caller;
 use super::error::ApiError;
 use crate::domain::{AuditEvent, Outcome, RoleName, User, UserId, UserStatus};
 use crate::policy::actions::{AssignRole, DisableUser, EnableUser, ResetFactors, RevokeSessions};
-use crate::policy::{AdminAction, Capability};
+use crate::policy::{AdminAction, Capability, Denied, PolicyEngine, Subject, Target, load_person};
 use crate::state::AppState;
 use crate::store::{AnyConnection, DbError, factors, meta, roles, users, write_transaction};
 
@@ -16,21 +21,43 @@ fn target_of<A: AdminAction>(cap: &Capability<A>) -> Result<UserId, ApiError> {
     cap.user().cloned().ok_or_else(|| ApiError::unexpected(&"a capability without an account"))
 }
 
-fn decided<A: AdminAction>(cap: &Capability<A>) -> serde_json::Value {
-    json!({ "decision": cap.verdict().reason(), "policy_version": cap.verdict().version })
-}
-
 fn event<A: AdminAction>(
     caller: &Caller,
     cap: &Capability<A>,
     action: &str,
-    mut details: serde_json::Value,
+    details: serde_json::Value,
 ) -> AuditEvent {
-    if let (Some(d), serde_json::Value::Object(extra)) = (details.as_object_mut(), decided(cap)) {
-        d.extend(extra);
+    let mut details = details;
+    if let Some(d) = details.as_object_mut() {
+        d.insert("decision".into(), json!(cap.verdict().reason()));
+        d.insert("policy_version".into(), json!(cap.verdict().version));
     }
     let target = cap.user().map(|u| format!("user:{u}")).unwrap_or_default();
     AuditEvent::new(caller.actor(), action, Outcome::Success).target(target).details(details)
+}
+
+/// Asks the policies again inside the write transaction, on the caller and the account as they
+/// are now.
+fn decide_again<A: AdminAction>(
+    c: &mut AnyConnection,
+    engine: &PolicyEngine,
+    caller: &Caller,
+    subject: &Subject,
+) -> Result<Result<(), Denied>, DbError> {
+    let target_id = match subject {
+        Subject::User(u) | Subject::Role { user: u, .. } => u,
+        _ => return Err(DbError::Conflict("not an account decision".into())),
+    };
+    users::lock(c, &[&caller.user.id, target_id])?;
+    let admin = users::find(c, &caller.user.id)?.ok_or(DbError::NotFound)?;
+    let admin = load_person(c, &admin)?;
+    let target = users::find(c, target_id)?.ok_or(DbError::NotFound)?;
+    let target = load_person(c, &target)?;
+    let t = match subject {
+        Subject::Role { role, .. } => Target::Grant { role, to: &target },
+        _ => Target::Person(&target),
+    };
+    Ok(engine.authorize::<A>(&admin, &caller.login, t).map(|_| ()))
 }
 
 /// Refuses to leave a protected role (anti-lockout) without an active holder besides `user`.
@@ -57,6 +84,40 @@ fn db_error(e: DbError) -> ApiError {
     }
 }
 
+/// Runs `change` in a write transaction after deciding again; a refusal then is audited and
+/// answered like the first.
+async fn change<A, T, F>(
+    state: &AppState,
+    caller: &Caller,
+    cap: &Capability<A>,
+    change: F,
+) -> Result<T, ApiError>
+where
+    A: AdminAction,
+    T: Send + 'static,
+    F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
+{
+    let (engine, who, subject) = (Arc::clone(&state.core.policy), caller.clone(), cap.subject().clone());
+    let outcome = state
+        .core
+        .db
+        .run(move |c| {
+            write_transaction(c, |c| match decide_again::<A>(c, &engine, &who, &subject)? {
+                Err(denied) => Ok(Err(denied)),
+                Ok(()) => change(c).map(Ok),
+            })
+        })
+        .await
+        .map_err(db_error)?;
+    match outcome {
+        Ok(t) => Ok(t),
+        Err(denied) => {
+            super::audit_denial(state, caller, &denied).await;
+            Err(denied.into())
+        }
+    }
+}
+
 /// Disables the account: it cannot sign in, and its sessions and tokens die at once. The last
 /// active holder of a protected role cannot be disabled.
 pub async fn disable(
@@ -69,25 +130,19 @@ pub async fn disable(
     let now = state.core.clock.now();
     let (audit, protected) = (state.core.audit.clone(), protected(state));
     let event = event(caller, &cap, "user.disable", json!({ "reason": reason }));
-    state
-        .core
-        .db
-        .run(move |c| {
-            write_transaction(c, |c| {
-                let user = users::find(c, &id)?.ok_or(DbError::NotFound)?;
-                if user.status == UserStatus::Active {
-                    for role in roles::roles_of(c, &id)?.iter().filter(|r| protected.contains(r)) {
-                        keep_a_holder(c, role, &id)?;
-                    }
-                }
-                let updated = users::set_status(c, &id, UserStatus::Disabled, now)?;
-                meta::bump_revocation_epoch(c)?;
-                audit.append_with(c, vec![event])?;
-                Ok(updated)
-            })
-        })
-        .await
-        .map_err(db_error)
+    change(state, caller, &cap, move |c| {
+        let user = users::find(c, &id)?.ok_or(DbError::NotFound)?;
+        if user.status == UserStatus::Active {
+            for role in roles::roles_of(c, &id)?.iter().filter(|r| protected.contains(r)) {
+                keep_a_holder(c, role, &id)?;
+            }
+        }
+        let updated = users::set_status(c, &id, UserStatus::Disabled, now)?;
+        meta::bump_revocation_epoch(c)?;
+        audit.append_with(c, vec![event])?;
+        Ok(updated)
+    })
+    .await
 }
 
 /// Enables the account (sessions and tokens from before it was disabled stay dead).
@@ -100,45 +155,40 @@ pub async fn enable(
     let now = state.core.clock.now();
     let audit = state.core.audit.clone();
     let event = event(caller, &cap, "user.enable", json!({}));
-    state
-        .core
-        .db
-        .run(move |c| {
-            write_transaction(c, |c| {
-                let updated = users::set_status(c, &id, UserStatus::Active, now)?;
-                meta::bump_revocation_epoch(c)?;
-                audit.append_with(c, vec![event])?;
-                Ok(updated)
-            })
-        })
-        .await
-        .map_err(db_error)
+    change(state, caller, &cap, move |c| {
+        let updated = users::set_status(c, &id, UserStatus::Active, now)?;
+        meta::bump_revocation_epoch(c)?;
+        audit.append_with(c, vec![event])?;
+        Ok(updated)
+    })
+    .await
 }
 
-/// Grants the role the decision was about.
-pub async fn grant(state: &AppState, caller: &Caller, cap: Capability<AssignRole>) -> Result<(), ApiError> {
-    let (role, id) = match cap.subject() {
-        crate::policy::Subject::Role { role, user } => (role.clone(), user.clone()),
-        _ => return Err(ApiError::unexpected(&"a role capability without a role")),
-    };
+fn role_of(cap: &Capability<AssignRole>) -> Result<(RoleName, UserId), ApiError> {
+    match cap.subject() {
+        Subject::Role { role, user } => Ok((role.clone(), user.clone())),
+        _ => Err(ApiError::unexpected(&"a role capability without a role")),
+    }
+}
+
+/// Grants the role the decision was about; true when the account did not hold it (only then
+/// is it audited).
+pub async fn grant(state: &AppState, caller: &Caller, cap: Capability<AssignRole>) -> Result<bool, ApiError> {
+    let (role, id) = role_of(&cap)?;
     let now = state.core.clock.now();
     let audit = state.core.audit.clone();
     let event = event(caller, &cap, "role.grant", json!({ "role": role.as_str() }));
-    state
-        .core
-        .db
-        .run(move |c| {
-            write_transaction(c, |c| {
-                if !roles::exists(c, &role)? {
-                    return Err(DbError::Conflict(format!("there is no role '{role}'")));
-                }
-                roles::assign(c, &id, &role, now)?;
-                audit.append_with(c, vec![event])?;
-                Ok(())
-            })
-        })
-        .await
-        .map_err(db_error)
+    change(state, caller, &cap, move |c| {
+        if !roles::exists(c, &role)? {
+            return Err(DbError::Conflict(format!("there is no role '{role}'")));
+        }
+        let granted = roles::grant(c, &id, &role, now)?;
+        if granted {
+            audit.append_with(c, vec![event])?;
+        }
+        Ok(granted)
+    })
+    .await
 }
 
 /// Takes the role the decision was about away; true when the account held it. The last active
@@ -149,35 +199,27 @@ pub async fn revoke_role(
     caller: &Caller,
     cap: Capability<AssignRole>,
 ) -> Result<bool, ApiError> {
-    let (role, id) = match cap.subject() {
-        crate::policy::Subject::Role { role, user } => (role.clone(), user.clone()),
-        _ => return Err(ApiError::unexpected(&"a role capability without a role")),
-    };
+    let (role, id) = role_of(&cap)?;
     let (audit, protected) = (state.core.audit.clone(), protected(state));
     let event = event(caller, &cap, "role.revoke", json!({ "role": role.as_str() }));
-    state
-        .core
-        .db
-        .run(move |c| {
-            write_transaction(c, |c| {
-                let user = users::find(c, &id)?.ok_or(DbError::NotFound)?;
-                let held = roles::roles_of(c, &id)?.contains(&role);
-                if held && protected.contains(&role) && user.status == UserStatus::Active {
-                    keep_a_holder(c, &role, &id)?;
-                }
-                let removed = roles::remove(c, &id, &role)?;
-                if removed {
-                    audit.append_with(c, vec![event])?;
-                }
-                Ok(removed)
-            })
-        })
-        .await
-        .map_err(db_error)
+    change(state, caller, &cap, move |c| {
+        let user = users::find(c, &id)?.ok_or(DbError::NotFound)?;
+        let held = roles::roles_of(c, &id)?.contains(&role);
+        if held && protected.contains(&role) && user.status == UserStatus::Active {
+            keep_a_holder(c, &role, &id)?;
+        }
+        let removed = roles::remove(c, &id, &role)?;
+        if removed {
+            audit.append_with(c, vec![event])?;
+        }
+        Ok(removed)
+    })
+    .await
 }
 
-/// Clears the account's authenticator app and recovery codes; at its next sign-in it sets up a
-/// new app. True when there was something to clear.
+/// Clears the account's authenticator app and recovery codes and ends its logins and tokens
+/// (a reset usually means a lost or stolen phone); at its next sign-in it sets up a new app.
+/// True when there was something to clear.
 pub async fn reset_factors(
     state: &AppState,
     caller: &Caller,
@@ -185,30 +227,29 @@ pub async fn reset_factors(
     reason: String,
 ) -> Result<bool, ApiError> {
     let id = target_of(&cap)?;
+    let now = state.core.clock.now();
     let audit = state.core.audit.clone();
     let base = event(caller, &cap, "mfa.reset", json!({ "reason": reason }));
-    state
-        .core
-        .db
-        .run(move |c| {
-            write_transaction(c, |c| {
-                users::find(c, &id)?.ok_or(DbError::NotFound)?;
-                let cleared = factors::reset(c, &id)?;
-                let mut event = base;
-                if let Some(d) = event.details.as_object_mut() {
-                    d.insert("cleared".into(), json!(cleared));
-                }
-                audit.append_with(c, vec![event])?;
-                Ok(cleared)
-            })
-        })
-        .await
-        .map_err(db_error)
+    let uid = id.clone();
+    let cleared = change(state, caller, &cap, move |c| {
+        let cleared = factors::reset(c, &uid)?;
+        users::cut_off_tokens(c, &uid, now)?;
+        meta::bump_revocation_epoch(c)?;
+        let mut event = base;
+        if let Some(d) = event.details.as_object_mut() {
+            d.insert("cleared".into(), json!(cleared));
+        }
+        audit.append_with(c, vec![event])?;
+        Ok(cleared)
+    })
+    .await?;
+    end_logins(state, &id).await;
+    Ok(cleared)
 }
 
 /// Ends every login of the account: its sessions, refresh tokens and access tokens die at once
-/// (the account's cut-off moves to now, and each known login is ended). Returns how many
-/// logins were open.
+/// (the account's cut-off moves to now, audited in the same transaction; then each known login
+/// is ended too). Returns how many logins were open.
 pub async fn revoke_sessions(
     state: &AppState,
     caller: &Caller,
@@ -216,23 +257,35 @@ pub async fn revoke_sessions(
 ) -> Result<usize, ApiError> {
     let id = target_of(&cap)?;
     let now = state.core.clock.now();
+    let open =
+        crate::login::session::logins_of(state, &id).await.map_err(|e| ApiError::unexpected(&e))?.len();
+    let audit = state.core.audit.clone();
+    let event = event(caller, &cap, "session.revoke_all", json!({ "open_logins": open }));
     let uid = id.clone();
-    state
-        .core
-        .db
-        .run(move |c| {
-            write_transaction(c, |c| {
-                users::cut_off_tokens(c, &uid, now)?;
-                meta::bump_revocation_epoch(c)
-            })
-        })
-        .await
-        .map_err(db_error)?;
-    let logins = crate::login::session::logins_of(state, &id).await.map_err(|e| ApiError::unexpected(&e))?;
+    change(state, caller, &cap, move |c| {
+        users::cut_off_tokens(c, &uid, now)?;
+        meta::bump_revocation_epoch(c)?;
+        audit.append_with(c, vec![event])?;
+        Ok(())
+    })
+    .await?;
+    end_logins(state, &id).await;
+    Ok(open)
+}
+
+/// Ends each known login of `id` (its session record and refresh tokens). The cut-off already
+/// makes them worthless, so a failure here is logged, not answered.
+async fn end_logins(state: &AppState, id: &UserId) {
+    let logins = match crate::login::session::logins_of(state, id).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = ?e, "could not list the logins to end (the cut-off stands)");
+            return;
+        }
+    };
     for (sid, _) in &logins {
-        crate::oidc::revocation::end_login(state, sid).await.map_err(|e| ApiError::unexpected(&e))?;
+        if let Err(e) = crate::oidc::revocation::end_login(state, sid).await {
+            tracing::warn!(error = ?e, "could not end a login (the cut-off stands)");
+        }
     }
-    let event = event(caller, &cap, "session.revoke_all", json!({ "ended": logins.len() }));
-    state.core.audit.append(event).await.map_err(|e| ApiError::unexpected(&e))?;
-    Ok(logins.len())
 }

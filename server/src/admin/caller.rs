@@ -7,7 +7,7 @@ use actix_web::HttpRequest;
 use actix_web::http::header;
 
 use super::error::ApiError;
-use crate::domain::{User, UserId};
+use crate::domain::{ClientCategory, ClientId, User, UserId};
 use crate::oidc::Issuer;
 use crate::oidc::introspect::active_claims;
 use crate::policy::{LoginFacts, Person};
@@ -57,6 +57,18 @@ pub async fn authenticate(
     let (Some(_sid), Some(auth_time)) = (&claims.sid, claims.auth_time) else {
         return Err(ApiError::InvalidToken);
     };
+    // Issued through one of Pramaan's own (internal) clients: a partner's app never carries an
+    // administrator's power, even if it was re-categorised after the token was issued.
+    let client = ClientId::from_string(claims.client_id.clone());
+    let internal = state
+        .clients
+        .get(&client)
+        .await
+        .map_err(|e| ApiError::unexpected(&e))?
+        .is_some_and(|e| e.0.registration.category == ClientCategory::Internal);
+    if !internal {
+        return Err(ApiError::InvalidToken);
+    }
     if !claims.scope.as_deref().unwrap_or("").split(' ').any(|s| s == scope) {
         return Err(ApiError::InsufficientScope(scope));
     }

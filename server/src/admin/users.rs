@@ -205,22 +205,23 @@ async fn list(
     let _cap: Capability<ListUsers> = allow(&state, &caller, Target::Org(&chain)).await?;
     let subtree = chain.first().map(|u| u.path.clone());
     let filter = users::UserFilter { org_subtree: subtree, status, text, after_username: after, role };
-    let (found, paths, held) = state
+    let (found, more, paths, held) = state
         .core
         .db
         .run(move |c| {
-            let found = users::list(c, &filter, limit)?;
+            // One more than a page: whether there is a next page, without an empty last one.
+            let mut found = users::list(c, &filter, limit + 1)?;
+            let more = found.len() as i64 > limit;
+            found.truncate(usize::try_from(limit).unwrap_or(0));
             let units: Vec<_> = found.iter().filter_map(|u| u.org_unit_id.clone()).collect();
             let paths = org_units::paths_of(c, &units)?;
             let ids: Vec<UserId> = found.iter().map(|u| u.id.clone()).collect();
             let held = roles::roles_of_many(c, &ids)?;
-            Ok::<_, DbError>((found, paths, held))
+            Ok::<_, DbError>((found, more, paths, held))
         })
         .await
         .map_err(|e| ApiError::unexpected(&e))?;
-    let next_cursor = (found.len() as i64 == limit)
-        .then(|| found.last().map(|u| encode_cursor(u.username.as_str())))
-        .flatten();
+    let next_cursor = if more { found.last().map(|u| encode_cursor(u.username.as_str())) } else { None };
     let items = found
         .iter()
         .map(|u| {

@@ -599,7 +599,29 @@ async fn decide(
                 .run(move |c| crate::policy::load_person(c, &account))
                 .await
                 .map_err(unavailable)?;
+            // The same read decides the factor: a role gained since the login was checked may
+            // need a stronger one (then the person signs in again).
+            let needed = state.core.policy.factors(&person).level();
+            if Acr::parse(&a.acr).is_none_or(|have| have < needed) {
+                loaded.session.auth = None;
+                let cookie = session::save(state, loaded, secure).await.map_err(unavailable)?;
+                let mut resp = page("/login");
+                resp.add_cookie(&cookie).map_err(unavailable)?;
+                return Ok(resp);
+            }
             let scope = state.core.policy.user_scopes(&person, ClientFacts::of(&client), &r.scope);
+            if scope.is_empty() {
+                // RFC 6749 §4.1.2.1: nothing of the request may be granted to this person.
+                loaded.session.remove_pending(id);
+                let e = redirect_err(
+                    "invalid_scope",
+                    "None of the requested scopes is allowed for this account.",
+                );
+                let mut resp = error_redirect(issuer, &r.redirect_uri, r.state.as_deref(), &e);
+                let cookie = session::save(state, loaded, secure).await.map_err(unavailable)?;
+                resp.add_cookie(&cookie).map_err(unavailable)?;
+                return Ok(resp);
+            }
             let grant = CodeGrant {
                 client_id: client.id.clone(),
                 redirect_uri: r.redirect_uri.clone(),

@@ -83,7 +83,7 @@ fn run_file(p: &Policies, dir: &Path, name: &str, report: &mut TestReport) -> Re
         .map_err(|e| PolicyError::new(&shown, 0, format!("entities {}: {e}", file.entities)))?;
     let entities_json: serde_json::Value = serde_json::from_str(&entities_text)
         .map_err(|e| PolicyError::new(&format!("tests/{}", file.entities), e.line(), e.to_string()))?;
-    let entities = Entities::from_json_value(entities_json, Some(&p.schema))
+    let entities = Entities::from_json_value(with_role_hierarchy(p, entities_json), Some(&p.schema))
         .map_err(|e| PolicyError::new(&format!("tests/{}", file.entities), 0, e.to_string()))?;
     let authorizer = Authorizer::new();
     for case in file.cases {
@@ -103,6 +103,34 @@ fn run_file(p: &Policies, dir: &Path, name: &str, report: &mut TestReport) -> Re
         }
     }
     Ok(())
+}
+
+/// The test entities with the set's role hierarchy (`roles.json`): each role entity's parents
+/// are the roles it includes, as the server gives them to the people holding it.
+fn with_role_hierarchy(p: &Policies, mut entities: serde_json::Value) -> serde_json::Value {
+    let role = |id: &str| serde_json::json!({ "type": "Pramaan::Role", "id": id });
+    let Some(list) = entities.as_array_mut() else { return entities };
+    let mut present = std::collections::BTreeSet::new();
+    for e in list.iter_mut() {
+        if e["uid"]["type"] == "Pramaan::Role"
+            && let Some(id) = e["uid"]["id"].as_str().map(str::to_owned)
+        {
+            let parents: Vec<_> =
+                p.role_hierarchy().get(&id).into_iter().flatten().map(|r| role(r)).collect();
+            e["parents"] = serde_json::Value::Array(parents);
+            present.insert(id);
+        }
+    }
+    for (id, includes) in p.role_hierarchy() {
+        for r in std::iter::once(id).chain(includes) {
+            if present.insert(r.clone()) {
+                let parents: Vec<_> =
+                    p.role_hierarchy().get(r).into_iter().flatten().map(|x| role(x)).collect();
+                list.push(serde_json::json!({ "uid": role(r), "attrs": {}, "parents": parents }));
+            }
+        }
+    }
+    entities
 }
 
 /// The decision for `case`, and the policies behind it (or "no policy").

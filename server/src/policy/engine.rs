@@ -158,9 +158,11 @@ pub struct Verdict {
     pub policies: Vec<String>,
     /// The set's version.
     pub version: String,
-    /// Denied by a policy marked `@problem("step-up")`: a recent, stronger login would change
-    /// the answer.
+    /// Denied by a policy marked `@problem("step-up")`, and a recent login with a one-time
+    /// password would be allowed: stepping up changes the answer.
     pub step_up: bool,
+    /// The request could not be evaluated in full (it was denied for it).
+    pub errored: bool,
 }
 
 impl Verdict {
@@ -260,17 +262,33 @@ fn uid(t: &str, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(type_name(t), EntityId::new(id))
 }
 
-/// The entities of one request, each once.
-#[derive(Default)]
-struct EntitySet {
+/// The entities of one request, each once. An entity that cannot be built marks the set
+/// broken, and a request on a broken set is denied.
+struct EntitySet<'a> {
+    policies: &'a Policies,
     seen: HashSet<EntityUid>,
     list: Vec<Entity>,
+    broken: bool,
 }
 
-impl EntitySet {
+impl<'a> EntitySet<'a> {
+    fn new(policies: &'a Policies) -> Self {
+        Self { policies, seen: HashSet::new(), list: Vec::new(), broken: false }
+    }
+
     fn push(&mut self, e: Entity) {
         if self.seen.insert(e.uid()) {
             self.list.push(e);
+        }
+    }
+
+    fn push_built(&mut self, e: Result<Entity, impl std::fmt::Display>) {
+        match e {
+            Ok(e) => self.push(e),
+            Err(err) => {
+                tracing::error!(error = %err, "a policy entity could not be built");
+                self.broken = true;
+            }
         }
     }
 
@@ -282,9 +300,7 @@ impl EntitySet {
                 ("kind".to_owned(), RestrictedExpression::new_string(unit.kind.clone())),
                 ("path".to_owned(), RestrictedExpression::new_string(unit.path.as_str().to_owned())),
             ]);
-            if let Ok(e) = Entity::new(uid("OrgUnit", unit.id.as_str()), attrs, parents) {
-                self.push(e);
-            }
+            self.push_built(Entity::new(uid("OrgUnit", unit.id.as_str()), attrs, parents));
         }
         chain.first().map(|u| uid("OrgUnit", u.id.as_str()))
     }
@@ -292,10 +308,10 @@ impl EntitySet {
     fn person(&mut self, p: &Person) -> EntityUid {
         let me = uid("User", p.id.as_str());
         let org = self.org(&p.org);
-        let mut parents: HashSet<EntityUid> = p.roles.iter().map(|r| uid("Role", r.as_str())).collect();
-        for r in &p.roles {
-            self.push(Entity::new_no_attrs(uid("Role", r.as_str()), HashSet::new()));
-        }
+        // The roles held and every role they include (roles.json): `principal in Role::"x"`
+        // holds for all of them.
+        let held = self.policies.effective_roles(p.roles.iter().map(RoleName::as_str));
+        let mut parents: HashSet<EntityUid> = held.iter().map(|r| uid("Role", r)).collect();
         let mut attrs = HashMap::from([
             ("username".to_owned(), RestrictedExpression::new_string(p.username.clone())),
             ("active".to_owned(), RestrictedExpression::new_bool(p.active)),
@@ -304,9 +320,7 @@ impl EntitySet {
             parents.insert(org.clone());
             attrs.insert("org".to_owned(), RestrictedExpression::new_entity_uid(org));
         }
-        if let Ok(e) = Entity::new(me.clone(), attrs, parents) {
-            self.push(e);
-        }
+        self.push_built(Entity::new(me.clone(), attrs, parents));
         me
     }
 
@@ -316,9 +330,7 @@ impl EntitySet {
             ("category".to_owned(), RestrictedExpression::new_string(c.category.as_str().to_owned())),
             ("first_party".to_owned(), RestrictedExpression::new_bool(c.first_party)),
         ]);
-        if let Ok(e) = Entity::new(me.clone(), attrs, HashSet::new()) {
-            self.push(e);
-        }
+        self.push_built(Entity::new(me.clone(), attrs, HashSet::new()));
         me
     }
 }
@@ -356,7 +368,9 @@ impl PolicyEngine {
         self.active.store(Arc::new(ActiveSet::new(policies, origin)));
     }
 
-    /// One Cedar request. Fails closed: a request Cedar cannot build or evaluate is a denial.
+    /// One Cedar request. Fails closed: a request Cedar cannot build is denied, and so is one
+    /// where a forbidding policy failed to evaluate (Cedar skips a policy that errors, which for
+    /// a `forbid` would let the request through). `errored` says either happened.
     fn decide(
         &self,
         set: &ActiveSet,
@@ -364,12 +378,21 @@ impl PolicyEngine {
         principal: EntityUid,
         resource: EntityUid,
         context: Vec<(String, RestrictedExpression)>,
-        entities: EntitySet,
+        entities: EntitySet<'_>,
     ) -> Verdict {
         let deny = |why: &str| {
             tracing::error!(action = act.name(), why, "a policy request could not be made; denied");
-            Verdict { allowed: false, policies: Vec::new(), version: set.version.clone(), step_up: false }
+            Verdict {
+                allowed: false,
+                policies: Vec::new(),
+                version: set.version.clone(),
+                step_up: false,
+                errored: true,
+            }
         };
+        if entities.broken {
+            return deny("entity");
+        }
         let Some(slice) = set.slices.get(&act) else { return deny("no slice") };
         let Ok(context) = Context::from_pairs(context) else { return deny("context") };
         // The values are typed by construction; checking them against the schema on every
@@ -379,15 +402,16 @@ impl PolicyEngine {
         };
         let Ok(entities) = Entities::from_entities(entities.list, None) else { return deny("entities") };
         let response = self.authorizer.is_authorized(&request, slice, &entities);
-        let errors = response.diagnostics().errors().count();
-        if errors > 0 {
-            tracing::warn!(
-                action = act.name(),
-                errors,
-                "policies failed to evaluate (treated as not applying)"
-            );
+        let mut errored = false;
+        let mut forbid_failed = false;
+        for e in response.diagnostics().errors() {
+            errored = true;
+            let cedar_policy::AuthorizationError::PolicyEvaluationError(pe) = e;
+            let id = pe.policy_id();
+            forbid_failed |= slice.policy(id).is_none_or(|p| p.effect() == cedar_policy::Effect::Forbid);
+            tracing::warn!(action = act.name(), policy = %id, error = %e, "a policy failed to evaluate");
         }
-        let allowed = response.decision() == Decision::Allow;
+        let allowed = response.decision() == Decision::Allow && !forbid_failed;
         let step_up = !allowed
             && response
                 .diagnostics()
@@ -395,13 +419,13 @@ impl PolicyEngine {
                 .any(|id| slice.policy(id).and_then(|p| p.annotation("problem")) == Some("step-up"));
         let mut policies: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
         policies.sort();
-        Verdict { allowed, policies, version: set.version.clone(), step_up }
+        Verdict { allowed, policies, version: set.version.clone(), step_up, errored }
     }
 
     /// May `person` receive `scope` through `client`?
     pub fn user_scope(&self, person: &Person, client: ClientFacts<'_>, scope: &Scope) -> Verdict {
         let set = self.current();
-        let mut e = EntitySet::default();
+        let mut e = EntitySet::new(&set.policies);
         let me = e.person(person);
         let c = e.client(client);
         let context = vec![("client".to_owned(), RestrictedExpression::new_entity_uid(c))];
@@ -422,7 +446,7 @@ impl PolicyEngine {
         if let Some(&hit) = set.client_scopes.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return hit;
         }
-        let mut e = EntitySet::default();
+        let mut e = EntitySet::new(&set.policies);
         let me = e.client(client);
         let allowed =
             self.decide(&set, Act::ScopeClient, me, uid("Scope", scope.as_str()), Vec::new(), e).allowed;
@@ -440,22 +464,45 @@ impl PolicyEngine {
     pub fn factors(&self, person: &Person) -> Requirement {
         let set = self.current();
         let ask = |act: Act, factor: &str| {
-            let mut e = EntitySet::default();
+            let mut e = EntitySet::new(&set.policies);
             let me = e.person(person);
-            self.decide(&set, act, me, uid("Factor", factor), Vec::new(), e).allowed
+            self.decide(&set, act, me, uid("Factor", factor), Vec::new(), e)
         };
-        if !ask(Act::FactorRequire, "any") {
+        // A decision that could not be made in full requires a factor; so does a disabled account
+        // (which cannot sign in anyway, and which the policies refuse everything).
+        let required = ask(Act::FactorRequire, "any");
+        if !required.allowed && !required.errored && person.active {
             return Requirement::None;
         }
-        let usable: Vec<Factor> =
-            [Factor::Totp, Factor::Sms].into_iter().filter(|f| ask(Act::FactorUse, f.as_str())).collect();
+        let usable: Vec<Factor> = [Factor::Totp, Factor::Sms]
+            .into_iter()
+            .filter(|f| ask(Act::FactorUse, f.as_str()).allowed)
+            .collect();
         if usable.is_empty() { Requirement::OneOf(vec![Factor::Totp]) } else { Requirement::OneOf(usable) }
     }
 
-    /// May `admin`, logged in as `login`, do `act` to `target`?
+    /// May `admin`, logged in as `login`, do `act` to `target`? A denial by a step-up policy
+    /// is marked `step_up` only when the same request with a fresh login that used a one-time
+    /// password would be allowed (RFC 9470: stepping up must change the answer).
     pub fn admin(&self, act: Act, admin: &Person, login: &LoginFacts, target: Target<'_>) -> Verdict {
         let set = self.current();
-        let mut e = EntitySet::default();
+        let mut verdict = self.admin_on(&set, act, admin, login, target);
+        if verdict.step_up {
+            let fresh = LoginFacts { auth_age_secs: 0, amr: vec!["pwd".into(), "otp".into(), "mfa".into()] };
+            verdict.step_up = self.admin_on(&set, act, admin, &fresh, target).allowed;
+        }
+        verdict
+    }
+
+    fn admin_on(
+        &self,
+        set: &ActiveSet,
+        act: Act,
+        admin: &Person,
+        login: &LoginFacts,
+        target: Target<'_>,
+    ) -> Verdict {
+        let mut e = EntitySet::new(&set.policies);
         let me = e.person(admin);
         let mut context = vec![("login".to_owned(), login_record(login))];
         let resource = match target {
@@ -469,7 +516,7 @@ impl PolicyEngine {
             }
             Target::Org(chain) => match e.org(chain) {
                 Some(u) => u,
-                None => return self.decide(&set, act, me, uid("OrgUnit", ""), context, e),
+                None => return self.decide(set, act, me, uid("OrgUnit", ""), context, e),
             },
             Target::Client(c) => e.client(c),
             Target::Policies => {
@@ -478,6 +525,6 @@ impl PolicyEngine {
                 store
             }
         };
-        self.decide(&set, act, me, resource, context, e)
+        self.decide(set, act, me, resource, context, e)
     }
 }

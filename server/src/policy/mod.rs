@@ -19,7 +19,7 @@ pub mod actions {
 }
 pub use engine::{Act, ActiveSet, ClientFacts, LoginFacts, Origin, Person, PolicyEngine, Target, Verdict};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use cedar_policy::{PolicyId, PolicySet, Schema, ValidationMode, Validator};
@@ -49,9 +49,13 @@ pub struct Policies {
     sources: BTreeMap<String, String>,
     /// Policy id → the file it is in.
     origin: BTreeMap<PolicyId, String>,
+    /// Role → every role it includes, transitively (from `roles.json`).
+    includes: BTreeMap<String, BTreeSet<String>>,
 }
 
 const SCHEMA_FILE: &str = "schema.cedarschema";
+/// The role hierarchy (optional): which roles each role includes.
+const ROLES_FILE: &str = "roles.json";
 
 /// The line (from 1) of a byte offset in `src`.
 fn line_of(src: &str, offset: usize) -> usize {
@@ -98,6 +102,7 @@ pub type Sources = BTreeMap<String, String>;
 /// no set was reloaded into the database. A test checks this list against `policies/`.
 pub const BUILTIN: &[(&str, &str)] = &[
     (SCHEMA_FILE, include_str!("../../../policies/schema.cedarschema")),
+    (ROLES_FILE, include_str!("../../../policies/roles.json")),
     ("auditor.cedar", include_str!("../../../policies/auditor.cedar")),
     ("clients.cedar", include_str!("../../../policies/clients.cedar")),
     ("common.cedar", include_str!("../../../policies/common.cedar")),
@@ -119,6 +124,9 @@ pub fn builtin_sources() -> Sources {
 pub fn read_dir(dir: &Path) -> Result<Sources, Vec<PolicyError>> {
     let mut sources = Sources::new();
     sources.insert(SCHEMA_FILE.to_owned(), read(dir, SCHEMA_FILE).map_err(|e| vec![e])?);
+    if dir.join(ROLES_FILE).exists() {
+        sources.insert(ROLES_FILE.to_owned(), read(dir, ROLES_FILE).map_err(|e| vec![e])?);
+    }
     let names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| vec![PolicyError::new(&dir.display().to_string(), 0, format!("cannot read: {e}"))])?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -158,6 +166,22 @@ pub fn from_sources(files: Sources) -> Result<Policies, Vec<PolicyError>> {
             None
         }
     };
+    let includes = match files.get(ROLES_FILE).map(|t| role_hierarchy(t)).transpose() {
+        Ok(h) => h.unwrap_or_default(),
+        Err(e) => {
+            errors.push(e);
+            BTreeMap::new()
+        }
+    };
+    if let Some(other) =
+        files.keys().find(|n| n.as_str() != SCHEMA_FILE && n.as_str() != ROLES_FILE && !n.ends_with(".cedar"))
+    {
+        errors.push(PolicyError::new(
+            other,
+            0,
+            "a policy set holds schema.cedarschema, roles.json and *.cedar files only",
+        ));
+    }
     let names: Vec<&String> = files.keys().filter(|n| n.ends_with(".cedar")).collect();
     if names.is_empty() {
         errors.push(PolicyError::new("policies", 0, "no .cedar policy files"));
@@ -217,9 +241,45 @@ pub fn from_sources(files: Sources) -> Result<Policies, Vec<PolicyError>> {
         sources.insert(name.clone(), src.clone());
     }
     match (errors.is_empty(), schema) {
-        (true, Some(schema)) => Ok(Policies { dir: PathBuf::from("policies"), schema, set, sources, origin }),
+        (true, Some(schema)) => {
+            Ok(Policies { dir: PathBuf::from("policies"), schema, set, sources, origin, includes })
+        }
         _ => Err(errors),
     }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesFile {
+    #[serde(default, rename = "about")]
+    _about: Option<String>,
+    includes: BTreeMap<String, Vec<String>>,
+}
+
+/// Parses `roles.json` into each role's transitive inclusions; role names must be valid and
+/// the hierarchy may not loop.
+fn role_hierarchy(text: &str) -> Result<BTreeMap<String, BTreeSet<String>>, PolicyError> {
+    let file: RolesFile = serde_json::from_str(text)
+        .map_err(|e| PolicyError::new(ROLES_FILE, e.line(), format!("not a role hierarchy: {e}")))?;
+    for name in file.includes.keys().chain(file.includes.values().flatten()) {
+        crate::domain::RoleName::parse(name)
+            .map_err(|e| PolicyError::new(ROLES_FILE, 0, format!("role '{name}': {e}")))?;
+    }
+    let mut out = BTreeMap::new();
+    for role in file.includes.keys() {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<&String> = file.includes.get(role).map(|v| v.iter().collect()).unwrap_or_default();
+        while let Some(r) = todo.pop() {
+            if r == role {
+                return Err(PolicyError::new(ROLES_FILE, 0, format!("role '{role}' includes itself")));
+            }
+            if seen.insert(r.clone()) {
+                todo.extend(file.includes.get(r).into_iter().flatten());
+            }
+        }
+        out.insert(role.clone(), seen);
+    }
+    Ok(out)
 }
 
 fn valid_file_name(name: &str) -> bool {
@@ -247,6 +307,23 @@ impl Policies {
                 )
             })
             .collect()
+    }
+
+    /// The roles a person holding `held` has: those, and every role they include.
+    pub fn effective_roles<'a>(&'a self, held: impl IntoIterator<Item = &'a str>) -> BTreeSet<&'a str> {
+        let mut out = BTreeSet::new();
+        for r in held {
+            out.insert(r);
+            if let Some(inc) = self.includes.get(r) {
+                out.extend(inc.iter().map(String::as_str));
+            }
+        }
+        out
+    }
+
+    /// The roles each role includes directly or not.
+    pub fn role_hierarchy(&self) -> &BTreeMap<String, BTreeSet<String>> {
+        &self.includes
     }
 
     /// The files the set was read from.

@@ -82,6 +82,26 @@ pub fn holders(conn: &mut AnyConnection, role: &RoleName) -> Result<i64, DbError
     Ok(user_roles::table.filter(user_roles::role_name.eq(role.as_str())).count().get_result(conn)?)
 }
 
+/// Grants `role` to `user` in one statement; true when it was granted now, false when the user
+/// held it already (two grants at once: one inserts, the other finds it held). An unknown role
+/// or user is `DbError::Conflict`.
+pub fn grant(
+    conn: &mut AnyConnection,
+    user: &UserId,
+    role: &RoleName,
+    now: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let n = diesel::sql_query(
+        "INSERT INTO user_roles (user_id, role_name, granted_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (user_id, role_name) DO NOTHING",
+    )
+    .bind::<diesel::sql_types::Text, _>(user.as_str())
+    .bind::<diesel::sql_types::Text, _>(role.as_str())
+    .bind::<diesel::sql_types::Timestamp, _>(to_db_time(now))
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
 /// Takes `role` away from `user`; true when they held it.
 pub fn remove(conn: &mut AnyConnection, user: &UserId, role: &RoleName) -> Result<bool, DbError> {
     let n = diesel::delete(

@@ -335,3 +335,19 @@ pub fn set_password_hash(
     }
     Ok(())
 }
+
+/// Locks the rows of `ids` until the transaction ends (PostgreSQL; in id order, so two
+/// transactions locking the same pair cannot deadlock). SQLite has one writer at a time.
+pub fn lock(conn: &mut AnyConnection, ids: &[&UserId]) -> Result<(), DbError> {
+    if let AnyConnection::Postgresql(c) = conn {
+        let mut sorted: Vec<&str> = ids.iter().map(|i| i.as_str()).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        for id in sorted {
+            diesel::sql_query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                .bind::<diesel::sql_types::Text, _>(id)
+                .execute(c)?;
+        }
+    }
+    Ok(())
+}

@@ -90,7 +90,14 @@ pub async fn grant(
         state.core.db.run(move |c| crate::policy::load_person(c, &account)).await.map_err(internal)?;
     let wanted = crate::domain::Scope::parse_list(&scope).map_err(|_| invalid_grant())?;
     let client_facts = crate::policy::ClientFacts::of(client);
-    let scope = crate::domain::Scope::join(&state.core.policy.user_scopes(&person, client_facts, &wanted));
+    let allowed = state.core.policy.user_scopes(&person, client_facts, &wanted);
+    if allowed.is_empty() {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidScope,
+            "None of the granted scopes is allowed for this account any more.",
+        ));
+    }
+    let scope = crate::domain::Scope::join(&allowed);
     let mut planned = Planned::new(state, client);
     planned.family_id = record.family_id.clone();
     let facts = LoginFacts {
