@@ -429,3 +429,16 @@ async fn users_named(app: &TestApp, name: &str) -> User {
     let name = pramaan_server::domain::Username::parse(name).unwrap();
     app.core.db.run(move |c| users::find_by_username(c, &name)).await.unwrap().unwrap()
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_names_every_route() {
+    let w = world().await;
+    let resp = w.app.get("/admin/api/v1/openapi.json").await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let doc: Value = resp.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for r in pramaan_server::admin::ROUTES {
+        assert!(doc["paths"][r.path][r.method.to_lowercase()].is_object(), "{} {}", r.method, r.path);
+    }
+}

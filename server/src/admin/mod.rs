@@ -6,6 +6,7 @@
 mod accounts;
 pub mod caller;
 pub mod error;
+pub mod openapi;
 mod policy;
 mod users;
 
@@ -36,26 +37,40 @@ pub struct Route {
     pub act: Act,
 }
 
-const fn route(method: &'static str, path: &'static str, scope: &'static str, act: Act) -> Route {
-    Route { method, path, scope, act }
+/// Declares every admin route once: the handler registered, and its entry in [`ROUTES`].
+macro_rules! admin_routes {
+    ($($method:ident $path:literal => $handler:path, $scope:expr, $act:ident;)+) => {
+        /// Every admin route, as registered. A test calls each as an administrator the policies
+        /// refuse and checks it answers 403 and audits the refusal (no route acts without a
+        /// decision); another checks the OpenAPI document lists exactly these.
+        pub const ROUTES: &[Route] = &[
+            $(Route { method: admin_routes!(@name $method), path: $path, scope: $scope, act: Act::$act },)+
+        ];
+
+        fn register(scope: actix_web::Scope) -> actix_web::Scope {
+            scope$(.route($path, web::$method().to($handler)))+
+        }
+    };
+    (@name get) => { "GET" };
+    (@name put) => { "PUT" };
+    (@name post) => { "POST" };
+    (@name delete) => { "DELETE" };
 }
 
-/// Every admin route. A test calls each as an administrator the policies refuse and checks it
-/// answers 403 or a step-up 401 and audits the refusal: no route acts without a decision.
-pub const ROUTES: &[Route] = &[
-    route("GET", "/users", SCOPE_USERS, Act::UserList),
-    route("GET", "/users/{id}", SCOPE_USERS, Act::UserRead),
-    route("POST", "/users/{id}/disable", SCOPE_USERS, Act::UserDisable),
-    route("POST", "/users/{id}/enable", SCOPE_USERS, Act::UserEnable),
-    route("PUT", "/users/{id}/roles/{role}", SCOPE_USERS, Act::RoleAssign),
-    route("DELETE", "/users/{id}/roles/{role}", SCOPE_USERS, Act::RoleAssign),
-    route("POST", "/users/{id}/factors/reset", SCOPE_USERS, Act::FactorsReset),
-    route("GET", "/users/{id}/sessions", SCOPE_USERS, Act::UserRead),
-    route("DELETE", "/users/{id}/sessions", SCOPE_USERS, Act::SessionsRevoke),
-    route("GET", "/policy", SCOPE_POLICY, Act::PolicyRead),
-    route("POST", "/policy/validate", SCOPE_POLICY, Act::PolicyRead),
-    route("POST", "/policy/reload", SCOPE_POLICY, Act::PolicyManage),
-];
+admin_routes! {
+    get "/users" => users::list, SCOPE_USERS, UserList;
+    get "/users/{id}" => users::read, SCOPE_USERS, UserRead;
+    post "/users/{id}/disable" => users::disable, SCOPE_USERS, UserDisable;
+    post "/users/{id}/enable" => users::enable, SCOPE_USERS, UserEnable;
+    put "/users/{id}/roles/{role}" => users::grant_role, SCOPE_USERS, RoleAssign;
+    delete "/users/{id}/roles/{role}" => users::revoke_role, SCOPE_USERS, RoleAssign;
+    post "/users/{id}/factors/reset" => users::reset_factors, SCOPE_USERS, FactorsReset;
+    get "/users/{id}/sessions" => users::sessions, SCOPE_USERS, UserRead;
+    delete "/users/{id}/sessions" => users::revoke_sessions, SCOPE_USERS, SessionsRevoke;
+    get "/policy" => policy::current, SCOPE_POLICY, PolicyRead;
+    post "/policy/validate" => policy::validate, SCOPE_POLICY, PolicyRead;
+    post "/policy/reload" => policy::reload, SCOPE_POLICY, PolicyManage;
+}
 
 impl Route {
     pub fn method(&self) -> Method {
@@ -64,15 +79,15 @@ impl Route {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope(BASE).configure(users::configure).configure(policy::configure).default_service(
-        web::to(|| async {
+    cfg.service(register(web::scope(BASE)).configure(openapi::configure).default_service(web::to(
+        || async {
             crate::http::problem::Problem::new(
                 actix_web::http::StatusCode::NOT_FOUND,
                 "There is no such admin API resource.",
             )
             .response()
-        }),
-    ));
+        },
+    )));
 }
 
 /// Asks the policies whether `caller` may do `A` to `target`; a refusal is audited and

@@ -16,14 +16,8 @@ use crate::policy::reload::{check_candidate, store};
 use crate::policy::{Act, Capability, Origin, Policies, PolicyEngine, PolicyError, Target};
 use crate::state::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/policy", web::get().to(current))
-        .route("/policy/validate", web::post().to(validate))
-        .route("/policy/reload", web::post().to(reload));
-}
-
 /// The set in force.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PolicySetView {
     pub version: String,
     pub policies: usize,
@@ -32,7 +26,11 @@ pub struct PolicySetView {
     pub files: BTreeMap<String, String>,
 }
 
-async fn current(
+/// The role policy set in force.
+#[utoipa::path(get, path = "/policy", tag = "policy",
+    responses((status = 200, description = "The set in force.", body = PolicySetView)),
+    security(("bearer" = ["admin.policy"])))]
+pub async fn current(
     req: HttpRequest,
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
@@ -49,7 +47,7 @@ async fn current(
 }
 
 /// A candidate set.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Candidate {
     /// File name → text: `schema.cedarschema` and `*.cedar` files.
@@ -59,7 +57,7 @@ pub struct Candidate {
 }
 
 /// A candidate that checks.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Checked {
     pub valid: bool,
     pub version: String,
@@ -82,7 +80,11 @@ fn checked(caller: &Caller, files: BTreeMap<String, String>) -> Result<Policies,
     Ok(p)
 }
 
-async fn validate(
+/// Checks a candidate set without loading it.
+#[utoipa::path(post, path = "/policy/validate", tag = "policy", request_body = Candidate,
+    responses((status = 200, description = "The set checks.", body = Checked)),
+    security(("bearer" = ["admin.policy"])))]
+pub async fn validate(
     req: HttpRequest,
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
@@ -95,14 +97,18 @@ async fn validate(
 }
 
 /// A loaded set.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Loaded {
     pub seq: i64,
     pub version: String,
     pub policies: usize,
 }
 
-async fn reload(
+/// Loads a set for every instance.
+#[utoipa::path(post, path = "/policy/reload", tag = "policy", request_body = Candidate,
+    responses((status = 200, description = "The set, loaded.", body = Loaded)),
+    security(("bearer" = ["admin.policy"])))]
+pub async fn reload(
     req: HttpRequest,
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
@@ -111,9 +117,11 @@ async fn reload(
     let caller = authenticate(&state, &issuer, &req, SCOPE_POLICY).await?;
     let cap: Capability<ManagePolicy> = allow(&state, &caller, Target::Policies).await?;
     let Candidate { files, reason } = body.into_inner();
-    let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty() && r.chars().count() <= 500);
+    let reason = reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty() && r.chars().count() <= 500 && !r.chars().any(char::is_control));
     let Some(reason) = reason else {
-        return Err(ApiError::Invalid("Say why in reason (at most 500 characters).".into()));
+        return Err(ApiError::Invalid("Say why in reason (at most 500 characters, on one line).".into()));
     };
     let p = checked(&caller, files)?;
     let (version, policies) = (p.version(), p.len());

@@ -20,24 +20,14 @@ use crate::policy::{AdminAction, Capability, Person, Target};
 use crate::state::AppState;
 use crate::store::{DbError, org_units, roles, users};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/users", web::get().to(list))
-        .route("/users/{id}", web::get().to(read))
-        .route("/users/{id}/disable", web::post().to(disable))
-        .route("/users/{id}/enable", web::post().to(enable))
-        .route("/users/{id}/roles/{role}", web::put().to(grant_role))
-        .route("/users/{id}/roles/{role}", web::delete().to(revoke_role))
-        .route("/users/{id}/factors/reset", web::post().to(reset_factors))
-        .route("/users/{id}/sessions", web::get().to(sessions))
-        .route("/users/{id}/sessions", web::delete().to(revoke_sessions));
-}
-
 /// An account as the admin API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub username: String,
     pub display_name: String,
+    /// `active` or `disabled`.
+    #[schema(value_type = String, examples("active"))]
     pub status: &'static str,
     /// The path of the account's organisation unit.
     pub org_unit: Option<String>,
@@ -78,7 +68,7 @@ impl UserView {
 }
 
 /// A page of accounts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserPage {
     pub items: Vec<UserView>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -88,7 +78,8 @@ pub struct UserPage {
 /// The account `id` as the policies see it; 404 when there is none.
 async fn target(state: &AppState, id: &str) -> Result<(User, Person), ApiError> {
     let not_found = || ApiError::NotFound("No such account.".into());
-    if id.is_empty() || id.len() > 64 {
+    // Ids are UUIDs: anything else names no account (and never reaches the database).
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(not_found());
     }
     let uid = UserId::from_string(id.to_owned());
@@ -119,8 +110,9 @@ async fn on_account<A: AdminAction>(
     Ok((caller, user, person, cap))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only accounts in this organisation unit's subtree (a path); default: the caller's unit.
     pub org: Option<String>,
@@ -147,7 +139,11 @@ fn encode_cursor(username: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(username.as_bytes())
 }
 
-async fn list(
+/// Accounts of an organisation unit's subtree, filtered, one page at a time.
+#[utoipa::path(get, path = "/users", tag = "users", params(ListQuery),
+    responses((status = 200, description = "A page of accounts.", body = UserPage)),
+    security(("bearer" = ["admin.users"])))]
+pub async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
@@ -172,8 +168,8 @@ async fn list(
         .transpose()
         .map_err(|e| ApiError::Invalid(format!("role: {e}.")))?;
     let text = match q.q {
-        Some(t) if t.chars().count() > 100 => {
-            return Err(ApiError::Invalid("q is at most 100 characters.".into()));
+        Some(t) if t.chars().count() > 100 || t.chars().any(char::is_control) => {
+            return Err(ApiError::Invalid("q is at most 100 characters, without control characters.".into()));
         }
         Some(t) if t.trim().is_empty() => None,
         other => other,
@@ -232,7 +228,11 @@ async fn list(
     Ok(HttpResponse::Ok().json(UserPage { items, next_cursor }))
 }
 
-async fn read(
+/// One account, with its unit and roles.
+#[utoipa::path(get, path = "/users/{id}", tag = "users", params(("id" = String, Path, description = "The account's id.")),
+    responses((status = 200, description = "The account.", body = UserView)),
+    security(("bearer" = ["admin.users"])))]
+pub async fn read(
     req: HttpRequest,
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
@@ -243,7 +243,7 @@ async fn read(
 }
 
 /// Why an account is disabled or its factors reset.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
     pub reason: Option<String>,
@@ -253,15 +253,20 @@ fn reason_text(body: Option<web::Json<ReasonBody>>, required: bool) -> Result<Op
     let reason =
         body.and_then(|b| b.into_inner().reason).map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
     match reason {
-        Some(r) if r.chars().count() > 500 => {
-            Err(ApiError::Invalid("reason is at most 500 characters.".into()))
+        Some(r) if r.chars().count() > 500 || r.chars().any(char::is_control) => {
+            Err(ApiError::Invalid("reason is at most 500 characters, on one line.".into()))
         }
         None if required => Err(ApiError::Invalid("Say why in reason (at most 500 characters).".into())),
         other => Ok(other),
     }
 }
 
-async fn disable(
+/// Disables the account: its sessions and tokens die at once.
+#[utoipa::path(post, path = "/users/{id}/disable", tag = "users", params(("id" = String, Path, description = "The account's id.")),
+    request_body(content = Option<ReasonBody>, description = "Why (optional).", content_type = "application/json"),
+    responses((status = 200, description = "The account, disabled.", body = UserView)),
+    security(("bearer" = ["admin.users"])))]
+pub async fn disable(
     req: HttpRequest,
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
@@ -274,7 +279,11 @@ async fn disable(
     Ok(HttpResponse::Ok().json(UserView::of_person(&user, &person)))
 }
 
-async fn enable(
+/// Enables the account (old sessions and tokens stay dead).
+#[utoipa::path(post, path = "/users/{id}/enable", tag = "users", params(("id" = String, Path, description = "The account's id.")),
+    responses((status = 200, description = "The account, active.", body = UserView)),
+    security(("bearer" = ["admin.users"])))]
+pub async fn enable(
     req: HttpRequest,
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
@@ -297,7 +306,11 @@ async fn role_target(
     Ok((user, person, cap))
 }
 
-async fn grant_role(
+/// Grants a role.
+#[utoipa::path(put, path = "/users/{id}/roles/{role}", tag = "users", params(("id" = String, Path, description = "The account's id."), ("role" = String, Path, description = "A role name, such as vaccinator.")),
+    responses((status = 200, description = "The account with its roles.", body = UserView)),
+    security(("bearer" = ["admin.users"])))]
+pub async fn grant_role(
     req: HttpRequest,
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
@@ -311,7 +324,11 @@ async fn grant_role(
     Ok(HttpResponse::Ok().json(UserView::of_person(&user, &person)))
 }
 
-async fn revoke_role(
+/// Takes a role away.
+#[utoipa::path(delete, path = "/users/{id}/roles/{role}", tag = "users", params(("id" = String, Path, description = "The account's id."), ("role" = String, Path, description = "A role name, such as vaccinator.")),
+    responses((status = 200, description = "The account with its roles.", body = UserView)),
+    security(("bearer" = ["admin.users"])))]
+pub async fn revoke_role(
     req: HttpRequest,
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
@@ -325,12 +342,17 @@ async fn revoke_role(
     Ok(HttpResponse::Ok().json(UserView::of_person(&user, &person)))
 }
 
-#[derive(Debug, Serialize)]
-struct Cleared {
-    cleared: bool,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Cleared {
+    pub cleared: bool,
 }
 
-async fn reset_factors(
+/// Clears the account's authenticator app and recovery codes, and ends its logins.
+#[utoipa::path(post, path = "/users/{id}/factors/reset", tag = "users", params(("id" = String, Path, description = "The account's id.")),
+    request_body(content = ReasonBody, description = "Why (required).", content_type = "application/json"),
+    responses((status = 200, description = "Whether there was something to clear.", body = Cleared)),
+    security(("bearer" = ["admin.users"])))]
+pub async fn reset_factors(
     req: HttpRequest,
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
@@ -344,14 +366,18 @@ async fn reset_factors(
 }
 
 /// One open login, without anything that could resume it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LoginView {
     /// A stable handle for this login (not its session id).
     pub id: String,
     pub signed_in_at: Option<DateTime<Utc>>,
 }
 
-async fn sessions(
+/// The account's open logins.
+#[utoipa::path(get, path = "/users/{id}/sessions", tag = "users", params(("id" = String, Path, description = "The account's id.")),
+    responses((status = 200, description = "The open logins.", body = LoginList)),
+    security(("bearer" = ["admin.users"])))]
+pub async fn sessions(
     req: HttpRequest,
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
@@ -374,15 +400,25 @@ async fn sessions(
             signed_in_at: DateTime::from_timestamp_micros(rec.auth_time_us),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(LoginList { items }))
 }
 
-#[derive(Debug, Serialize)]
-struct Ended {
-    ended: usize,
+/// The open logins of an account.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LoginList {
+    pub items: Vec<LoginView>,
 }
 
-async fn revoke_sessions(
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Ended {
+    pub ended: usize,
+}
+
+/// Ends every login of the account, with its refresh and access tokens.
+#[utoipa::path(delete, path = "/users/{id}/sessions", tag = "users", params(("id" = String, Path, description = "The account's id.")),
+    responses((status = 200, description = "How many logins were open.", body = Ended)),
+    security(("bearer" = ["admin.users"])))]
+pub async fn revoke_sessions(
     req: HttpRequest,
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,

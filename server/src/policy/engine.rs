@@ -182,7 +182,7 @@ type ScopeMemo = HashMap<(String, ClientCategory, bool, String), bool>;
 const MAX_MEMO: usize = 50_000;
 
 /// Where the running set came from.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum Origin {
     /// Compiled into the binary (the repository's `policies/` when it was built).

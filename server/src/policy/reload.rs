@@ -21,6 +21,45 @@ pub const POLL: Duration = Duration::from_secs(1);
 pub const MAX_FILES: usize = 64;
 pub const MAX_BYTES: usize = 1024 * 1024;
 
+/// Brackets may nest at most this deep in a file: the parser recurses per level, and a set
+/// arriving through the API must not be able to exhaust a worker's stack.
+pub const MAX_NESTING: usize = 32;
+
+/// How deep `(`, `[` and `{` nest in `text`, outside strings and `//` comments.
+fn nesting(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                while let Some(s) = chars.next() {
+                    match s {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'/') => {
+                for s in chars.by_ref() {
+                    if s == '\n' {
+                        break;
+                    }
+                }
+            }
+            '(' | '[' | '{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// Checks a candidate set: the files, their policies against the schema, and that the schema
 /// still declares every action the server asks (a set without one would deny it silently).
 pub fn check_candidate(files: Sources) -> Result<Policies, Vec<PolicyError>> {
@@ -29,6 +68,14 @@ pub fn check_candidate(files: Sources) -> Result<Policies, Vec<PolicyError>> {
     }
     if files.iter().map(|(n, t)| n.len() + t.len()).sum::<usize>() > MAX_BYTES {
         return Err(vec![PolicyError::new("policies", 0, format!("at most {MAX_BYTES} bytes in all"))]);
+    }
+    let deep: Vec<PolicyError> = files
+        .iter()
+        .filter(|(_, text)| nesting(text) > MAX_NESTING)
+        .map(|(name, _)| PolicyError::new(name, 0, format!("brackets nest deeper than {MAX_NESTING}")))
+        .collect();
+    if !deep.is_empty() {
+        return Err(deep);
     }
     let p = from_sources_valid(files)?;
     let declared: Vec<String> = p.schema.actions().map(|a| a.id().unescaped().to_owned()).collect();
@@ -203,5 +250,26 @@ pub fn spawn_on_hangup(core: Core) -> Option<tokio::task::JoinHandle<()>> {
     {
         let _ = core;
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_counts_brackets_outside_strings_and_comments() {
+        assert_eq!(nesting("permit (principal, action, resource) when { [1, (2)] };"), 3);
+        assert_eq!(nesting("// (((((\n\"(((\\\"(((\" ()"), 1);
+        let deep = format!(
+            "@id(\"x\") permit (principal, action, resource) when {{ {}true{} }};",
+            "(".repeat(5000),
+            ")".repeat(5000)
+        );
+        let mut files = builtin_sources();
+        files.insert("deep.cedar".into(), deep);
+        let errors = check_candidate(files).unwrap_err();
+        assert_eq!(errors[0].file, "deep.cedar");
+        assert!(errors[0].reason.contains("nest deeper"), "{errors:?}");
     }
 }
