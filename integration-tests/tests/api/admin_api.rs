@@ -314,33 +314,57 @@ async fn a_sensitive_action_with_a_thirty_minute_old_login_asks_for_a_step_up() 
     assert_eq!(outside.body["type"], "urn:pramaan:problem:forbidden-by-policy");
 }
 
-/// Calls every admin route as `token` on `vacc_blr` and expects each refused by the policies
+/// The path and body that call route `r` on `vacc_blr` (and its district, and the console
+/// client), so that the request reaches the route's decision.
+fn call_for(w: &World, r: &pramaan_server::admin::Route) -> (String, Option<Value>) {
+    let id = if r.path.starts_with("/clients") { w.console.as_str() } else { w.vacc_blr.id.as_str() };
+    let path = r.path.replace("{id}", id).replace("{role}", "vaccinator");
+    let path = match r.path {
+        "/users" if r.method == "GET" => format!("{path}?org={BLR}"),
+        "/org-units" if r.method == "GET" => format!("{path}?under={BLR}"),
+        _ => path,
+    };
+    let body = match (r.method, r.path) {
+        ("GET", _) => None,
+        (_, p) if p.starts_with("/policy") => {
+            Some(json!({ "files": pramaan_server::policy::builtin_sources(), "reason": "route check" }))
+        }
+        ("POST", "/users") => Some(json!({
+            "username": "route-check", "display_name": "Route check", "org_unit": format!("{BLR}/phc-1"), "roles": []
+        })),
+        ("PATCH", _) => Some(json!({ "display_name": "Route check" })),
+        ("POST", "/org-units") => {
+            Some(json!({ "path": format!("{BLR}/phc-9"), "name": "PHC 9", "kind": "facility" }))
+        }
+        _ => Some(json!({ "reason": "route check" })),
+    };
+    (path, body)
+}
+
+/// Calls each admin route `which` selects as `token` and expects each refused by the policies
 /// (403 naming the route's action), each refusal audited, and nothing changed.
-async fn every_route_refused(w: &World, token: &str, only_scope: Option<&str>) {
+async fn every_route_refused(w: &World, token: &str, which: impl Fn(&pramaan_server::admin::Route) -> bool) {
     let before = audit(&w.app, "admin.denied").await.len();
     let mut called = 0;
-    for r in pramaan_server::admin::ROUTES.iter().filter(|r| only_scope.is_none_or(|s| r.scope == s)) {
-        let path = r.path.replace("{id}", w.vacc_blr.id.as_str()).replace("{role}", "vaccinator");
-        let path = if r.path == "/users" { format!("{path}?org={BLR}") } else { path };
-        let body = match r.method {
-            "GET" => None,
-            _ if r.path.starts_with("/policy") => {
-                Some(json!({ "files": pramaan_server::policy::builtin_sources(), "reason": "route check" }))
-            }
-            _ => Some(json!({ "reason": "route check" })),
-        };
+    for r in pramaan_server::admin::ROUTES.iter().filter(|r| which(r)) {
+        let (path, body) = call_for(w, r);
         let a = api(&w.app, r.method, &path, Some(token), body).await;
         assert_eq!(a.status, 403, "{} {}: {a:?}", r.method, r.path);
         assert!(is_problem(&a), "{} {}: {a:?}", r.method, r.path);
         assert_eq!(a.body["action"], r.act.name(), "{} {}", r.method, r.path);
         called += 1;
     }
+    assert!(called > 0);
     let denied = audit(&w.app, "admin.denied").await;
     assert_eq!(denied.len() - before, called, "each refusal is audited");
     assert_eq!(status_of(&w.app, &w.vacc_blr).await, UserStatus::Active, "nothing changed");
     let id = w.vacc_blr.id.clone();
     let held = w.app.core.db.run(move |c| roles::roles_of(c, &id)).await.unwrap();
     assert_eq!(held.len(), 1, "the roles are unchanged");
+    assert_eq!(users_named(&w.app, "vacc-blr").await.display_name, "vacc-blr (test)");
+    let name = pramaan_server::domain::Username::parse("route-check").unwrap();
+    let none = w.app.core.db.run(move |c| users::find_by_username(c, &name)).await.unwrap();
+    assert!(none.is_none(), "no account was created");
 }
 
 #[tokio::test]
@@ -349,7 +373,11 @@ async fn every_admin_route_is_behind_a_policy_decision() {
     // An administrator of the other district: the scope is right, the policies say no.
     staff_in(&w.app, "dadmin-mys", &["district_admin"], MYS).await;
     let admin = first_admin_login(&w.app, &w.clock, &w.console, "dadmin-mys").await;
-    every_route_refused(&w, &admin.access_token, Some(pramaan_server::admin::SCOPE_USERS)).await;
+    // Everything it would do to the other district: accounts, lists, units.
+    every_route_refused(&w, &admin.access_token, |r| {
+        r.scope == pramaan_server::admin::SCOPE_USERS && r.path != "/roles"
+    })
+    .await;
     // A national administrator's token, with every admin scope, after the role was taken away:
     // the roles are read at each request, whatever the token says.
     let demoted = staff_in(&w.app, "nadmin", &["national_admin"], "in").await;
@@ -357,7 +385,7 @@ async fn every_admin_route_is_behind_a_policy_decision() {
     assert!(national.scope.contains("admin.policy"), "{}", national.scope);
     let (id, role) = (demoted.id.clone(), pramaan_server::domain::RoleName::parse("national_admin").unwrap());
     w.app.core.db.run(move |c| roles::remove(c, &id, &role)).await.unwrap();
-    every_route_refused(&w, &national.access_token, None).await;
+    every_route_refused(&w, &national.access_token, |_| true).await;
 }
 
 #[tokio::test]

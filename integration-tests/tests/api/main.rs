@@ -4,6 +4,7 @@
 
 mod account;
 mod admin_api;
+mod admin_resources;
 mod audit;
 mod backends;
 mod browser_login;

@@ -12,7 +12,9 @@ use serde_json::json;
 use super::caller::Caller;
 use super::error::ApiError;
 use crate::domain::{AuditEvent, Outcome, RoleName, User, UserId, UserStatus};
-use crate::policy::actions::{AssignRole, DisableUser, EnableUser, ResetFactors, RevokeSessions};
+use crate::policy::actions::{
+    AssignRole, CreateUser, DisableUser, EnableUser, ResetFactors, RevokeSessions, UpdateUser,
+};
 use crate::policy::{AdminAction, Capability, Denied, PolicyEngine, Subject, Target, load_person};
 use crate::state::AppState;
 use crate::store::{AnyConnection, DbError, factors, meta, roles, users, write_transaction};
@@ -160,6 +162,78 @@ pub async fn enable(
         meta::bump_revocation_epoch(c)?;
         audit.append_with(c, vec![event])?;
         Ok(updated)
+    })
+    .await
+}
+
+/// Creates the account the decision was about, with its roles (each granted by its own
+/// decision before this), in one transaction with its audit event. A taken username is 409.
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    cap: Capability<CreateUser>,
+    new: crate::domain::NewUser,
+    roles_wanted: Vec<RoleName>,
+) -> Result<User, ApiError> {
+    let now = state.core.clock.now();
+    let audit = state.core.audit.clone();
+    let names: Vec<&str> = roles_wanted.iter().map(RoleName::as_str).collect();
+    let base = event(caller, &cap, "user.create", json!({ "roles": names, "password_set": false }));
+    let id = target_of(&cap)?;
+    state
+        .core
+        .db
+        .run(move |c| {
+            write_transaction(c, |c| {
+                for r in &roles_wanted {
+                    if !roles::exists(c, r)? {
+                        return Err(DbError::Conflict(format!("there is no role '{r}'")));
+                    }
+                }
+                let user = users::insert_with_id(c, &id, &new, now).map_err(|e| match e {
+                    DbError::Conflict(_) => {
+                        DbError::Conflict(format!("username '{}' is taken", new.username))
+                    }
+                    other => other,
+                })?;
+                for r in &roles_wanted {
+                    roles::grant(c, &user.id, r, now)?;
+                }
+                let mut event = base;
+                event.target = Some(format!("user:{}", user.id));
+                audit.append_with(c, vec![event])?;
+                Ok(user)
+            })
+        })
+        .await
+        .map_err(db_error)
+}
+
+/// Changes the account's profile (name, email, phone, unit), deciding again inside the
+/// transaction.
+pub async fn update(
+    state: &AppState,
+    caller: &Caller,
+    cap: Capability<UpdateUser>,
+    profile: users::ProfileChange,
+) -> Result<User, ApiError> {
+    let id = target_of(&cap)?;
+    let now = state.core.clock.now();
+    let audit = state.core.audit.clone();
+    let fields: Vec<&str> = [
+        profile.display_name.is_some().then_some("display_name"),
+        profile.email.is_some().then_some("email"),
+        profile.phone.is_some().then_some("phone"),
+        profile.org_unit_id.is_some().then_some("org_unit"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let event = event(caller, &cap, "user.update", json!({ "fields": fields }));
+    change(state, caller, &cap, move |c| {
+        let user = users::update_profile(c, &id, &profile, now)?;
+        audit.append_with(c, vec![event])?;
+        Ok(user)
     })
     .await
 }

@@ -20,6 +20,8 @@ pub struct Caller {
     pub user: User,
     pub person: Person,
     pub login: LoginFacts,
+    /// The client the token was issued through.
+    pub client: ClientId,
 }
 
 impl Caller {
@@ -87,5 +89,5 @@ pub async fn authenticate(
     let now = state.core.clock.now().timestamp();
     let login =
         LoginFacts { auth_age_secs: (now - auth_time).max(0), amr: claims.amr.clone().unwrap_or_default() };
-    Ok(Caller { user, person, login })
+    Ok(Caller { user, person, login, client })
 }

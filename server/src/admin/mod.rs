@@ -4,9 +4,12 @@
 //! mutating functions take a [`crate::policy::Capability`]), and every refusal is audited.
 
 mod accounts;
+mod audit;
 pub mod caller;
+mod clients;
 pub mod error;
 pub mod openapi;
+mod org_units;
 mod policy;
 mod users;
 
@@ -26,6 +29,10 @@ pub const BASE: &str = "/admin/api/v1";
 pub const SCOPE_USERS: &str = "admin.users";
 /// The scope an access token needs for the policy routes.
 pub const SCOPE_POLICY: &str = "admin.policy";
+/// The scope an access token needs for the client routes.
+pub const SCOPE_CLIENTS: &str = "admin.clients";
+/// The scope an access token needs to read the audit trail.
+pub const SCOPE_AUDIT: &str = "admin.audit";
 
 /// One admin route: what it is, the scope its token needs and the policy action it asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,11 +62,14 @@ macro_rules! admin_routes {
     (@name put) => { "PUT" };
     (@name post) => { "POST" };
     (@name delete) => { "DELETE" };
+    (@name patch) => { "PATCH" };
 }
 
 admin_routes! {
     get "/users" => users::list, SCOPE_USERS, UserList;
+    post "/users" => users::create, SCOPE_USERS, UserCreate;
     get "/users/{id}" => users::read, SCOPE_USERS, UserRead;
+    patch "/users/{id}" => users::update, SCOPE_USERS, UserUpdate;
     post "/users/{id}/disable" => users::disable, SCOPE_USERS, UserDisable;
     post "/users/{id}/enable" => users::enable, SCOPE_USERS, UserEnable;
     put "/users/{id}/roles/{role}" => users::grant_role, SCOPE_USERS, RoleAssign;
@@ -67,6 +77,15 @@ admin_routes! {
     post "/users/{id}/factors/reset" => users::reset_factors, SCOPE_USERS, FactorsReset;
     get "/users/{id}/sessions" => users::sessions, SCOPE_USERS, UserRead;
     delete "/users/{id}/sessions" => users::revoke_sessions, SCOPE_USERS, SessionsRevoke;
+    get "/org-units" => org_units::list, SCOPE_USERS, UserList;
+    post "/org-units" => org_units::create, SCOPE_USERS, OrgManage;
+    get "/roles" => org_units::list_roles, SCOPE_USERS, UserList;
+    get "/clients" => clients::list, SCOPE_CLIENTS, ClientRead;
+    get "/clients/{id}" => clients::read, SCOPE_CLIENTS, ClientRead;
+    post "/clients/{id}/suspend" => clients::suspend, SCOPE_CLIENTS, ClientManage;
+    post "/clients/{id}/resume" => clients::resume, SCOPE_CLIENTS, ClientManage;
+    post "/clients/{id}/secret" => clients::rotate_secret, SCOPE_CLIENTS, ClientManage;
+    get "/audit-events" => audit::list, SCOPE_AUDIT, AuditRead;
     get "/policy" => policy::current, SCOPE_POLICY, PolicyRead;
     post "/policy/validate" => policy::validate, SCOPE_POLICY, PolicyRead;
     post "/policy/reload" => policy::reload, SCOPE_POLICY, PolicyManage;
@@ -104,6 +123,23 @@ async fn allow<A: AdminAction>(
             Err(denied.into())
         }
     }
+}
+
+/// The unit at `path` and its chain up to the root; empty when there is no such unit.
+async fn unit_chain(
+    state: &AppState,
+    path: &crate::domain::OrgPath,
+) -> Result<Vec<crate::domain::OrgUnit>, error::ApiError> {
+    let p = path.clone();
+    state
+        .core
+        .db
+        .run(move |c| match crate::store::org_units::find_by_path(c, &p)? {
+            Some(u) => crate::store::org_units::chain(c, &u.id),
+            None => Ok(Vec::new()),
+        })
+        .await
+        .map_err(|e| error::ApiError::unexpected(&e))
 }
 
 /// Records a refused decision: who, what, on what, and the policies that refused.

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ServerBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{policy, users};
+use super::{audit, clients, org_units, policy, users};
 
 /// An RFC 9457 problem: what every error of this API answers, as `application/problem+json`.
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -29,7 +29,9 @@ pub struct ProblemDoc {
     info(title = "Pramaan admin API", description = "Accounts, roles and role policies, behind the role policies' decisions. Errors are RFC 9457 problem details."),
     paths(
         users::list,
+        users::create,
         users::read,
+        users::update,
         users::disable,
         users::enable,
         users::grant_role,
@@ -37,13 +39,28 @@ pub struct ProblemDoc {
         users::reset_factors,
         users::sessions,
         users::revoke_sessions,
+        org_units::list,
+        org_units::create,
+        org_units::list_roles,
+        clients::list,
+        clients::read,
+        clients::suspend,
+        clients::resume,
+        clients::rotate_secret,
+        audit::list,
         policy::current,
         policy::validate,
         policy::reload,
     ),
     components(schemas(ProblemDoc)),
     modifiers(&Conventions),
-    tags((name = "users", description = "Accounts"), (name = "policy", description = "The role policies"))
+    tags(
+        (name = "users", description = "Accounts"),
+        (name = "org-units", description = "The organisation tree and the roles"),
+        (name = "clients", description = "OAuth clients"),
+        (name = "audit", description = "The audit trail"),
+        (name = "policy", description = "The role policies")
+    )
 )]
 pub struct ApiDoc;
 
@@ -84,7 +101,10 @@ impl Modify for Conventions {
             )
         };
         for item in openapi.paths.paths.values_mut() {
-            for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete].into_iter().flatten() {
+            for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch]
+                .into_iter()
+                .flatten()
+            {
                 let mut extra = ResponsesBuilder::new();
                 for (code, description) in ERRORS {
                     if !op.responses.responses.contains_key(*code) {

@@ -14,7 +14,8 @@ use super::{SCOPE_USERS, allow};
 use crate::domain::{OrgPath, OrgUnit, RoleName, User, UserId, UserStatus, Username};
 use crate::oidc::Issuer;
 use crate::policy::actions::{
-    AssignRole, DisableUser, EnableUser, ListUsers, ReadUser, ResetFactors, RevokeSessions,
+    AssignRole, CreateUser, DisableUser, EnableUser, ListUsers, ReadUser, ResetFactors, RevokeSessions,
+    UpdateUser,
 };
 use crate::policy::{AdminAction, Capability, Person, Target};
 use crate::state::AppState;
@@ -179,15 +180,7 @@ pub async fn list(
     let chain: Vec<OrgUnit> = match q.org.as_deref() {
         Some(p) => {
             let path = OrgPath::parse(p).map_err(|e| ApiError::Invalid(format!("org: {e}.")))?;
-            let found = state
-                .core
-                .db
-                .run(move |c| match org_units::find_by_path(c, &path)? {
-                    Some(u) => org_units::chain(c, &u.id),
-                    None => Ok(Vec::new()),
-                })
-                .await
-                .map_err(|e| ApiError::unexpected(&e))?;
+            let found = super::unit_chain(&state, &path).await?;
             if found.is_empty() {
                 return Err(ApiError::NotFound(format!("No organisation unit '{p}'.")));
             }
@@ -427,4 +420,143 @@ pub async fn revoke_sessions(
     let (caller, _, _, cap) = on_account::<RevokeSessions>(&state, &issuer, &req, &id).await?;
     let ended = accounts::revoke_sessions(&state, &caller, cap).await?;
     Ok(HttpResponse::Ok().json(Ended { ended }))
+}
+
+/// A new account. It has no password: its first one comes through a reset link (an
+/// onboarding campaign).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    pub username: String,
+    pub display_name: String,
+    /// The path of the account's organisation unit, such as `in/ka/blr/phc-1`.
+    pub org_unit: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+fn invalid(field: &str) -> impl Fn(crate::domain::Invalid) -> ApiError + '_ {
+    move |e| ApiError::Invalid(format!("{field}: {e}."))
+}
+
+/// The unit at `path` with its chain up to the root; 400 when there is none.
+async fn unit_chain(state: &AppState, path: &str) -> Result<Vec<OrgUnit>, ApiError> {
+    let p = OrgPath::parse(path).map_err(invalid("org_unit"))?;
+    let chain = super::unit_chain(state, &p).await?;
+    if chain.is_empty() {
+        return Err(ApiError::Invalid(format!("org_unit: there is no organisation unit '{path}'.")));
+    }
+    Ok(chain)
+}
+
+/// Creates an account in a unit the caller administers, with roles the caller may grant.
+#[utoipa::path(post, path = "/users", tag = "users", request_body = NewAccount,
+    responses((status = 201, description = "The account, without a password yet.", body = UserView)),
+    security(("bearer" = ["admin.users"])))]
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+    body: web::Json<NewAccount>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::domain::{Email, NewUser, Phone};
+    let caller = authenticate(&state, &issuer, &req, SCOPE_USERS).await?;
+    let n = body.into_inner();
+    let username = Username::parse(&n.username).map_err(invalid("username"))?;
+    let display_name = NewUser::check_display_name(&n.display_name).map_err(invalid("display_name"))?;
+    let email = n.email.as_deref().map(Email::parse).transpose().map_err(invalid("email"))?;
+    let phone = n.phone.as_deref().map(Phone::parse).transpose().map_err(invalid("phone"))?;
+    let mut roles_wanted: Vec<RoleName> =
+        n.roles.iter().map(|r| RoleName::parse(r)).collect::<Result<_, _>>().map_err(invalid("roles"))?;
+    roles_wanted.sort();
+    roles_wanted.dedup();
+    if roles_wanted.len() > 16 {
+        return Err(ApiError::Invalid("roles: at most 16.".into()));
+    }
+    let chain = unit_chain(&state, &n.org_unit).await?;
+    // The account as it will be, for the policies: where it sits and what it will hold.
+    let id = UserId::generate();
+    let person = Person {
+        id: id.clone(),
+        username: username.as_str().to_owned(),
+        active: true,
+        roles: roles_wanted.clone(),
+        org: chain.clone(),
+    };
+    let cap: Capability<CreateUser> = allow(&state, &caller, Target::Person(&person)).await?;
+    for role in &roles_wanted {
+        let _grant: Capability<AssignRole> =
+            allow(&state, &caller, Target::Grant { role, to: &person }).await?;
+    }
+    let new = NewUser {
+        username,
+        display_name,
+        phone,
+        email,
+        org_unit_id: chain.first().map(|u| u.id.clone()),
+        password_hash: None,
+        must_change_password: true,
+    };
+    let user = accounts::create(&state, &caller, cap, new, roles_wanted).await?;
+    let person = Person { id: user.id.clone(), ..person };
+    Ok(HttpResponse::Created().json(UserView::of_person(&user, &person)))
+}
+
+/// Changes to an account; absent fields stay, an empty email or phone clears it.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountChange {
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// Move the account to the unit at this path (the caller must administer both units).
+    pub org_unit: Option<String>,
+}
+
+/// Changes an account's name, email, phone or unit.
+#[utoipa::path(patch, path = "/users/{id}", tag = "users", params(("id" = String, Path, description = "The account's id.")),
+    request_body = AccountChange,
+    responses((status = 200, description = "The account.", body = UserView)),
+    security(("bearer" = ["admin.users"])))]
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+    id: web::Path<String>,
+    body: web::Json<AccountChange>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::domain::{Email, NewUser, Phone};
+    let (caller, _, person, cap) = on_account::<UpdateUser>(&state, &issuer, &req, &id).await?;
+    let c = body.into_inner();
+    let cleared_or = |v: Option<String>| v.map(|s| if s.trim().is_empty() { None } else { Some(s) });
+    let change = users::ProfileChange {
+        display_name: c
+            .display_name
+            .as_deref()
+            .map(NewUser::check_display_name)
+            .transpose()
+            .map_err(invalid("display_name"))?,
+        email: cleared_or(c.email)
+            .map(|e| e.as_deref().map(Email::parse).transpose())
+            .transpose()
+            .map_err(invalid("email"))?,
+        phone: cleared_or(c.phone)
+            .map(|p| p.as_deref().map(Phone::parse).transpose())
+            .transpose()
+            .map_err(invalid("phone"))?,
+        org_unit_id: None,
+    };
+    let mut change = change;
+    if let Some(path) = c.org_unit {
+        let chain = unit_chain(&state, &path).await?;
+        // Moving: the caller must be allowed to update the account where it would be, too.
+        let moved = Person { org: chain.clone(), ..person.clone() };
+        let _there: Capability<UpdateUser> = allow(&state, &caller, Target::Person(&moved)).await?;
+        change.org_unit_id = chain.first().map(|u| u.id.clone());
+    }
+    let user = accounts::update(&state, &caller, cap, change).await?;
+    let (user, person) = target(&state, user.id.as_str()).await?;
+    Ok(HttpResponse::Ok().json(UserView::of_person(&user, &person)))
 }

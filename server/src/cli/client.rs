@@ -15,7 +15,7 @@ use crate::domain::{
 use crate::state::Core;
 use crate::store::{DbError, clients, meta, write_transaction};
 
-use crate::oidc::client_auth::CLIENT_SECRET_PURPOSE;
+use crate::oidc::client_changes;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ClientCommand {
@@ -158,7 +158,9 @@ pub async fn run(core: &Core, actor: &str, cmd: ClientCommand, io: &mut Io) -> C
         }
         ClientCommand::RotateSecret { client_id, json } => {
             let id = ClientId::from_string(client_id);
-            let (client, secret) = rotate_secret(core, actor, &id).await?;
+            let (client, secret) = client_changes::rotate_secret(core, actor, &id, serde_json::json!({}))
+                .await
+                .map_err(|e| not_found_as(e, &id))?;
             print_client(io, &client, Some(&secret), json)
         }
         ClientCommand::Suspend { client_id, reason, json } => {
@@ -281,7 +283,7 @@ async fn create(core: &Core, actor: &str, a: CreateArgs, io: &mut Io) -> CliResu
     };
     let (secret, digest) = match reg.uses_secret() {
         true => {
-            let (s, d) = new_secret(core);
+            let (s, d) = client_changes::new_secret(core);
             (Some(s), Some(d))
         }
         false => (None, None),
@@ -333,88 +335,6 @@ fn random_client_id() -> String {
         .collect()
 }
 
-/// A new client secret and the keyed digest that is all the database keeps of it. 256 bits
-/// from the CSPRNG: a secret this strong needs a keyed digest, not a slow hash.
-fn new_secret(core: &Core) -> (String, String) {
-    let secret = crate::crypto::random_token(32);
-    let digest = core.keys.digester.digest(CLIENT_SECRET_PURPOSE, secret.as_bytes());
-    (secret, digest)
-}
-
-/// Issues a new secret for a secret-based client and returns it (to be shown once).
-pub async fn rotate_secret(core: &Core, actor: &str, id: &ClientId) -> anyhow::Result<(Client, String)> {
-    let (secret, digest) = new_secret(core);
-    let now = core.clock.now();
-    let audit = core.audit.clone();
-    let actor = actor.to_owned();
-    let target = id.clone();
-    let client = core
-        .db
-        .run(move |c| {
-            write_transaction(c, |c| {
-                let existing = clients::find(c, &target)?.ok_or(DbError::NotFound)?;
-                if !existing.registration.uses_secret() {
-                    return Err(DbError::Conflict(format!(
-                        "client '{target}' authenticates with {}, not a secret",
-                        existing.registration.token_endpoint_auth_method
-                    )));
-                }
-                let client = clients::set_secret_digest(c, &target, &digest, now)?;
-                meta::bump_revocation_epoch(c)?;
-                audit.append_with(
-                    c,
-                    vec![
-                        AuditEvent::new(actor, "client.rotate_secret", Outcome::Success)
-                            .target(format!("client:{target}")),
-                    ],
-                )?;
-                Ok(client)
-            })
-        })
-        .await
-        .map_err(|e| not_found_as(e, id))?;
-    Ok((client, secret))
-}
-
-async fn set_status(
-    core: &Core,
-    actor: &str,
-    id: String,
-    status: ClientStatus,
-    reason: String,
-) -> anyhow::Result<Client> {
-    if reason.trim().is_empty() {
-        bail!("--reason must say why");
-    }
-    let id = ClientId::from_string(id);
-    let now = core.clock.now();
-    let audit = core.audit.clone();
-    let actor = actor.to_owned();
-    let target = id.clone();
-    core.db
-        .run(move |c| {
-            write_transaction(c, |c| {
-                let client = clients::set_status(c, &target, status, now)?;
-                meta::bump_revocation_epoch(c)?;
-                let action = match status {
-                    ClientStatus::Suspended => "client.suspend",
-                    ClientStatus::Active => "client.resume",
-                };
-                audit.append_with(
-                    c,
-                    vec![
-                        AuditEvent::new(actor, action, Outcome::Success)
-                            .target(format!("client:{target}"))
-                            .details(serde_json::json!({ "reason": reason.trim() })),
-                    ],
-                )?;
-                Ok(client)
-            })
-        })
-        .await
-        .map_err(|e| not_found_as(e, &id))
-}
-
 fn print_client(io: &mut Io, client: &Client, secret: Option<&str>, json: bool) -> CliResult {
     if json {
         return print_json(&mut io.stdout, &Shown { client, client_secret: secret });
@@ -439,4 +359,20 @@ fn print_client(io: &mut Io, client: &Client, secret: Option<&str>, json: bool) 
     }
     writeln!(out, "token lifetime: {} s (refresh {} s)", r.access_token_ttl_secs, r.refresh_token_ttl_secs)?;
     Ok(())
+}
+
+async fn set_status(
+    core: &Core,
+    actor: &str,
+    id: String,
+    status: ClientStatus,
+    reason: String,
+) -> anyhow::Result<Client> {
+    if reason.trim().is_empty() {
+        bail!("--reason must say why");
+    }
+    let id = ClientId::from_string(id);
+    client_changes::set_status(core, actor, &id, status, reason.trim(), serde_json::json!({}))
+        .await
+        .map_err(|e| not_found_as(e, &id))
 }

@@ -4,6 +4,7 @@
 pub mod access_token;
 pub mod authorize;
 pub mod client_auth;
+pub mod client_changes;
 pub mod code;
 pub mod discovery;
 pub mod end_session;

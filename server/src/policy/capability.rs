@@ -42,6 +42,9 @@ admin_actions!(
     AssignRole => RoleAssign,
     ReadAudit => AuditRead,
     LaunchCampaign => CampaignLaunch,
+    /// Create an organisation unit under one.
+    ManageOrg => OrgManage,
+    ReadClient => ClientRead,
     ManageClient => ClientManage,
     SuspendClients => ClientSuspendBulk,
     /// Read the policy set in force.

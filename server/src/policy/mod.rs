@@ -12,9 +12,9 @@ pub use cases::{TestReport, run_tests};
 pub mod actions {
     //! The administrative actions as types, for [`super::Capability`].
     pub use super::capability::{
-        AssignRole, CreateUser, DisableUser, EnableUser, LaunchCampaign, ListUsers, ManageClient,
-        ManagePolicy, ReadAudit, ReadPolicy, ReadUser, ResetFactors, RevokeSessions, SuspendClients,
-        UpdateUser,
+        AssignRole, CreateUser, DisableUser, EnableUser, LaunchCampaign, ListUsers, ManageClient, ManageOrg,
+        ManagePolicy, ReadAudit, ReadClient, ReadPolicy, ReadUser, ResetFactors, RevokeSessions,
+        SuspendClients, UpdateUser,
     };
 }
 pub use engine::{Act, ActiveSet, ClientFacts, LoginFacts, Origin, Person, PolicyEngine, Target, Verdict};

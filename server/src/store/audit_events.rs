@@ -97,9 +97,13 @@ pub fn append(
 pub struct AuditFilter {
     pub after_seq: Option<i64>,
     pub since: Option<DateTime<Utc>>,
+    /// Only events before this instant.
+    pub until: Option<DateTime<Utc>>,
     pub actor: Option<String>,
     pub action: Option<String>,
     pub target: Option<String>,
+    /// `success`, `failure` or `denied`.
+    pub outcome: Option<String>,
 }
 
 /// Records in chain order, at most `limit`.
@@ -111,6 +115,9 @@ pub fn page(conn: &mut AnyConnection, filter: &AuditFilter, limit: i64) -> Resul
     if let Some(t) = filter.since {
         q = q.filter(audit_events::occurred_at.ge(to_db_time(t)));
     }
+    if let Some(t) = filter.until {
+        q = q.filter(audit_events::occurred_at.lt(to_db_time(t)));
+    }
     if let Some(a) = &filter.actor {
         q = q.filter(audit_events::actor.eq(a.clone()));
     }
@@ -119,6 +126,9 @@ pub fn page(conn: &mut AnyConnection, filter: &AuditFilter, limit: i64) -> Resul
     }
     if let Some(t) = &filter.target {
         q = q.filter(audit_events::target.eq(t.clone()));
+    }
+    if let Some(o) = &filter.outcome {
+        q = q.filter(audit_events::outcome.eq(o.clone()));
     }
     let rows: Vec<AuditRow> = q.order(audit_events::seq.asc()).limit(limit).load(conn)?;
     Ok(rows.into_iter().map(AuditRow::into_domain).collect())

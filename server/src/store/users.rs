@@ -97,10 +97,20 @@ fn new_row<'a>(id: &'a UserId, u: &'a NewUser, now: chrono::NaiveDateTime) -> Ne
 /// Creates an active account, its `tokens_valid_after` at the start of the current second
 /// (see `initial_cut_off`). A taken username is `DbError::Conflict`.
 pub fn insert(conn: &mut AnyConnection, new: &NewUser, now: DateTime<Utc>) -> Result<User, DbError> {
-    let id = UserId::generate();
+    insert_with_id(conn, &UserId::generate(), new, now)
+}
+
+/// [`insert`] with the id chosen by the caller (the admin API decides about the account before
+/// it exists). A taken username or id is `DbError::Conflict`.
+pub fn insert_with_id(
+    conn: &mut AnyConnection,
+    id: &UserId,
+    new: &NewUser,
+    now: DateTime<Utc>,
+) -> Result<User, DbError> {
     let now = to_db_time(now);
-    diesel::insert_into(users::table).values(new_row(&id, new, now)).execute(conn)?;
-    find(conn, &id)?.ok_or(DbError::NotFound)
+    diesel::insert_into(users::table).values(new_row(id, new, now)).execute(conn)?;
+    find(conn, id)?.ok_or(DbError::NotFound)
 }
 
 /// Creates many accounts with one multi-row statement per chunk; the caller holds the
@@ -350,4 +360,38 @@ pub fn lock(conn: &mut AnyConnection, ids: &[&UserId]) -> Result<(), DbError> {
         }
     }
     Ok(())
+}
+
+/// What [`update_profile`] changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChange {
+    pub display_name: Option<String>,
+    /// `Some(None)` clears it.
+    pub email: Option<Option<Email>>,
+    pub phone: Option<Option<Phone>>,
+    pub org_unit_id: Option<OrgUnitId>,
+}
+
+/// Changes an account's display name, email, phone or unit. `NotFound` for an unknown id.
+pub fn update_profile(
+    conn: &mut AnyConnection,
+    id: &UserId,
+    change: &ProfileChange,
+    now: DateTime<Utc>,
+) -> Result<User, DbError> {
+    let current = find(conn, id)?.ok_or(DbError::NotFound)?;
+    let display_name = change.display_name.clone().unwrap_or(current.display_name);
+    let email = change.email.clone().unwrap_or(current.email);
+    let phone = change.phone.clone().unwrap_or(current.phone);
+    let org = change.org_unit_id.clone().or(current.org_unit_id);
+    diesel::update(users::table.find(id.as_str()))
+        .set((
+            users::display_name.eq(display_name),
+            users::email.eq(email.as_ref().map(Email::as_str)),
+            users::phone.eq(phone.as_ref().map(Phone::as_str)),
+            users::org_unit_id.eq(org.as_ref().map(OrgUnitId::as_str)),
+            users::updated_at.eq(to_db_time(now)),
+        ))
+        .execute(conn)?;
+    find(conn, id)?.ok_or(DbError::NotFound)
 }
