@@ -187,3 +187,27 @@ pub async fn api(
     };
     ApiAnswer { status, content_type, challenge, body }
 }
+
+/// Posts `csv` (as `text/csv`) to `path` under `/admin/api/v1` with `token`.
+pub async fn api_csv(app: &TestApp, path: &str, token: &str, csv: &str) -> ApiAnswer {
+    let resp = app
+        .client
+        .post(format!("{}/admin/api/v1{path}", app.address))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(csv.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let content_type =
+        resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let challenge = resp.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+    let text = resp.text().await.unwrap();
+    ApiAnswer {
+        status,
+        content_type,
+        challenge,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    }
+}

@@ -92,5 +92,63 @@ fn policy(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, policy);
+/// The server's own decision path (`PolicyEngine`): entities built from typed values with
+/// `Entity::new`, the set sliced per action, the role hierarchy applied.
+fn engine(c: &mut Criterion) {
+    use chrono::Utc;
+    use pramaan_server::domain::{ClientCategory, OrgPath, OrgUnit, OrgUnitId, RoleName, Scope, UserId};
+    use pramaan_server::policy::{
+        Act, ClientFacts, LoginFacts, Origin, Person, PolicyEngine, Target, builtin_sources,
+        from_sources_valid,
+    };
+    let engine = PolicyEngine::new(from_sources_valid(builtin_sources()).unwrap(), Origin::BuiltIn);
+    let chain = |path: &str| -> Vec<OrgUnit> {
+        let mut out = Vec::new();
+        let mut p = Some(OrgPath::parse(path).unwrap());
+        while let Some(unit) = p {
+            p = unit.parent();
+            out.push(OrgUnit {
+                id: OrgUnitId::from_string(unit.as_str().to_owned()),
+                parent_id: p.as_ref().map(|q| OrgUnitId::from_string(q.as_str().to_owned())),
+                kind: "unit".into(),
+                name: unit.as_str().to_owned(),
+                path: unit,
+                created_at: Utc::now(),
+            });
+        }
+        out
+    };
+    let roles = |names: &[&str]| names.iter().map(|r| RoleName::parse(r).unwrap()).collect::<Vec<_>>();
+    // A person with five roles in a facility of a district of a state.
+    let asha = Person {
+        id: UserId::from_string("asha".into()),
+        username: "asha".into(),
+        active: true,
+        roles: roles(&["vaccinator", "verifier", "facility_admin", "district_admin", "helpdesk"]),
+        org: chain("in/ka/blr"),
+    };
+    let ravi = Person {
+        id: UserId::from_string("ravi".into()),
+        username: "ravi".into(),
+        active: true,
+        roles: roles(&["vaccinator"]),
+        org: chain("in/ka/blr/phc-1"),
+    };
+    let app = ClientFacts { id: "field-app", category: ClientCategory::Government, first_party: true };
+    let read = Scope::parse("registry.read").unwrap();
+    let login = LoginFacts { auth_age_secs: 60, amr: vec!["pwd".into(), "otp".into(), "mfa".into()] };
+    assert!(engine.user_scope(&asha, app, &read).allowed);
+    assert!(engine.admin(Act::UserDisable, &asha, &login, Target::Person(&ravi)).allowed);
+    assert!(engine.client_scope(app, &read));
+    c.bench_function("engine/scope.user (token issuance)", |b| {
+        b.iter(|| engine.user_scope(&asha, app, &read))
+    });
+    c.bench_function("engine/user.disable (admin action)", |b| {
+        b.iter(|| engine.admin(Act::UserDisable, &asha, &login, Target::Person(&ravi)))
+    });
+    c.bench_function("engine/factors (factor.require + 2 factor.use)", |b| b.iter(|| engine.factors(&asha)));
+    c.bench_function("engine/scope.client (remembered)", |b| b.iter(|| engine.client_scope(app, &read)));
+}
+
+criterion_group!(benches, policy, engine);
 criterion_main!(benches);

@@ -273,3 +273,42 @@ async fn a_national_admin_suspends_resumes_and_rekeys_a_client_and_reads_the_tra
     assert_eq!(refused.status, 403, "{refused:?}");
     assert!(refused.challenge.unwrap().contains("insufficient_scope"));
 }
+
+#[tokio::test]
+async fn an_import_is_all_or_nothing_and_every_row_is_asked_of_the_policies() {
+    let s = setup().await;
+    staff_in(&s.app, "dadmin-blr", &["district_admin"], BLR).await;
+    let admin = first_admin_login(&s.app, &s.clock, &s.console, "dadmin-blr").await;
+    let token = admin.access_token.as_str();
+    let header = "username,display_name,phone,email,org_unit,roles\n";
+    let count = |app: &TestApp| {
+        let core = app.core.clone();
+        async move { core.db.run(pramaan_server::store::users::count).await.unwrap() }
+    };
+    let before = count(&s.app).await;
+    // One row outside the district, one with a role above the importer's: nothing lands.
+    let csv = format!(
+        "{header}nurse-1,Nurse One,,,{BLR}/phc-1,vaccinator\nnurse-2,Nurse Two,,,in/ka/mys/phc-2,vaccinator\nboss,Boss,,,{BLR},state_admin\n"
+    );
+    let refused = api_csv(&s.app, "/users/import", token, &csv).await;
+    problem(&refused, 403);
+    let lines: Vec<u64> =
+        refused.body["rows"].as_array().unwrap().iter().map(|r| r["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [3, 4], "{refused:?}");
+    assert_eq!(count(&s.app).await, before, "nothing was imported");
+    let malformed = api_csv(&s.app, "/users/import", token, &format!("{header}Bad Name,x,,,{BLR},\n")).await;
+    problem(&malformed, 400);
+    assert_eq!(malformed.body["rows"][0]["line"], 2);
+    let wrong_type = api(&s.app, "POST", "/users/import", Some(token), Some(json!({ "csv": "x" }))).await;
+    problem(&wrong_type, 400);
+
+    let csv = format!(
+        "{header}nurse-1,Nurse One,,,{BLR}/phc-1,vaccinator\nnurse-2,Nurse Two,,nurse2@example.org,{BLR}/phc-1,vaccinator;verifier\n"
+    );
+    let done = api_csv(&s.app, "/users/import", token, &csv).await;
+    assert_eq!((done.status, done.body["imported"].as_u64()), (200, Some(2)), "{done:?}");
+    assert_eq!(count(&s.app).await, before + 2);
+    let again = api_csv(&s.app, "/users/import", token, &csv).await;
+    problem(&again, 400);
+    assert!(again.body["rows"][0]["reason"].as_str().unwrap().contains("taken"), "{again:?}");
+}

@@ -42,6 +42,10 @@ pub enum ApiError {
     /// The request is malformed or a value is invalid (400).
     #[error("{0}")]
     Invalid(String),
+    /// Rows of an import: malformed (400) or refused by the policies (403), each with its line
+    /// and reason; nothing was imported.
+    #[error("{} row(s) cannot be imported", .rows.len())]
+    Rows { forbidden: Option<crate::policy::Act>, rows: Vec<crate::cli::import::BadRow> },
     /// A candidate policy set that does not check (422), with every error.
     #[error("the policy set does not check")]
     InvalidPolicy(Vec<crate::policy::PolicyError>),
@@ -84,6 +88,8 @@ impl ResponseError for ApiError {
         match self {
             Self::NoToken | Self::InvalidToken | Self::StepUp(_) => StatusCode::UNAUTHORIZED,
             Self::BadAuthorization | Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::Rows { forbidden: None, .. } => StatusCode::BAD_REQUEST,
+            Self::Rows { forbidden: Some(_), .. } => StatusCode::FORBIDDEN,
             Self::InsufficientScope(_) | Self::Denied(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::InvalidPolicy(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -192,6 +198,24 @@ impl ResponseError for ApiError {
                 ),
                 None,
             ),
+            Self::Rows { forbidden, rows } => {
+                let detail = format!("{} row(s) cannot be imported; nothing was imported.", rows.len());
+                let rows: Vec<_> =
+                    rows.iter().map(|r| json!({ "line": r.line, "reason": r.reason })).collect();
+                let problem = match forbidden {
+                    Some(act) => Problem::typed(
+                        status,
+                        "urn:pramaan:problem:forbidden-by-policy",
+                        "Forbidden by policy",
+                        detail,
+                    )
+                    .with("action", json!(act.name())),
+                    None => {
+                        Problem::typed(status, "urn:pramaan:problem:invalid-rows", "Invalid rows", detail)
+                    }
+                };
+                (problem.with("rows", json!(rows)), None)
+            }
             Self::Unavailable => (Problem::new(status, "Try again shortly."), None),
         };
         let mut resp = problem.response();

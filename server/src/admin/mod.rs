@@ -68,6 +68,7 @@ macro_rules! admin_routes {
 admin_routes! {
     get "/users" => users::list, SCOPE_USERS, UserList;
     post "/users" => users::create, SCOPE_USERS, UserCreate;
+    post "/users/import" => users::import, SCOPE_USERS, UserCreate;
     get "/users/{id}" => users::read, SCOPE_USERS, UserRead;
     patch "/users/{id}" => users::update, SCOPE_USERS, UserUpdate;
     post "/users/{id}/disable" => users::disable, SCOPE_USERS, UserDisable;

@@ -30,6 +30,7 @@ pub struct ProblemDoc {
     paths(
         users::list,
         users::create,
+        users::import,
         users::read,
         users::update,
         users::disable,

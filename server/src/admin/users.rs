@@ -560,3 +560,110 @@ pub async fn update(
     let (user, person) = target(&state, user.id.as_str()).await?;
     Ok(HttpResponse::Ok().json(UserView::of_person(&user, &person)))
 }
+
+/// What an import did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Imported {
+    pub imported: usize,
+}
+
+/// Imports accounts from CSV (`username,display_name,phone,email,org_unit,roles`, roles
+/// separated by `;`), all or none: every row is checked, then every row asked of the policies
+/// (creating the account where it sits, granting each role); a bad or refused row imports
+/// nothing and is named with its line. The accounts have no password until a reset link
+/// gives them one.
+#[utoipa::path(post, path = "/users/import", tag = "users",
+    request_body(content = String, description = "The CSV file.", content_type = "text/csv"),
+    responses((status = 200, description = "How many accounts were created.", body = Imported)),
+    security(("bearer" = ["admin.users"])))]
+pub async fn import(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    use std::collections::{HashMap, HashSet};
+
+    use crate::cli::import::{BadRow, check, write_rows};
+    let caller = authenticate(&state, &issuer, &req, SCOPE_USERS).await?;
+    let csv = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/csv"));
+    if !csv {
+        return Err(ApiError::Invalid("Send the file as text/csv.".into()));
+    }
+    let (units, known) = state
+        .core
+        .db
+        .run(|c| {
+            let units = org_units::list(c, None)?;
+            let known: HashSet<RoleName> = roles::list(c)?.into_iter().map(|(r, _)| r).collect();
+            Ok::<_, DbError>((units, known))
+        })
+        .await
+        .map_err(|e| ApiError::unexpected(&e))?;
+    let ids: HashMap<String, crate::domain::OrgUnitId> =
+        units.iter().map(|u| (u.path.as_str().to_owned(), u.id.clone())).collect();
+    let (rows, lines) =
+        check(&body, &ids, &known).map_err(|rows| ApiError::Rows { forbidden: None, rows })?;
+    if rows.users.is_empty() {
+        return Err(ApiError::Invalid("The file holds no rows to import.".into()));
+    }
+    // Each row's unit with its chain to the root, from the one list of units.
+    let by_id: HashMap<&crate::domain::OrgUnitId, &OrgUnit> = units.iter().map(|u| (&u.id, u)).collect();
+    let chain_of = |id: &crate::domain::OrgUnitId| {
+        let mut out = Vec::new();
+        let mut next = by_id.get(id).copied();
+        while let Some(u) = next {
+            out.push(u.clone());
+            next = u.parent_id.as_ref().and_then(|p| by_id.get(p).copied());
+        }
+        out
+    };
+    let mut refused: Vec<BadRow> = Vec::new();
+    let mut first_denial = None;
+    for ((user, held), (_, line)) in rows.users.iter().zip(&rows.roles).zip(&lines) {
+        let person = Person {
+            id: UserId::generate(),
+            username: user.username.as_str().to_owned(),
+            active: true,
+            roles: held.clone(),
+            org: user.org_unit_id.as_ref().map(chain_of).unwrap_or_default(),
+        };
+        let engine = &state.core.policy;
+        let mut verdict =
+            engine.authorize::<CreateUser>(&caller.person, &caller.login, Target::Person(&person)).err();
+        for role in held {
+            if verdict.is_none() {
+                verdict = engine
+                    .authorize::<AssignRole>(
+                        &caller.person,
+                        &caller.login,
+                        Target::Grant { role, to: &person },
+                    )
+                    .err();
+            }
+        }
+        if let Some(denied) = verdict {
+            refused.push(BadRow {
+                line: *line,
+                reason: format!("{} refused: {}", denied.act, denied.verdict.reason()),
+            });
+            first_denial.get_or_insert(denied);
+        }
+    }
+    if let Some(denied) = first_denial {
+        super::audit_denial(&state, &caller, &denied).await;
+        return Err(ApiError::Rows { forbidden: Some(denied.act), rows: refused });
+    }
+    let details = serde_json::json!({ "from": "admin_api", "decision": "user.create and role.assign permitted for every row" });
+    match write_rows(&state.core, &caller.actor(), rows, lines, details)
+        .await
+        .map_err(|e| ApiError::unexpected(&e))?
+    {
+        Ok(imported) => Ok(HttpResponse::Ok().json(Imported { imported })),
+        Err(rows) => Err(ApiError::Rows { forbidden: None, rows }),
+    }
+}

@@ -157,12 +157,33 @@ pub async fn run(core: &Core, actor: &str, file: &Path, json: bool, io: &mut Io)
     if rows.users.is_empty() {
         bail!("{} holds no rows to import", file.display());
     }
+    let file_name = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let details = serde_json::json!({ "file": file_name });
+    let result = write_rows(core, actor, rows, lines, details).await?;
+    match result {
+        Ok(n) if json => print_json(&mut io.stdout, &serde_json::json!({"imported": n})),
+        Ok(n) => {
+            writeln!(io.stdout, "imported {n} users; each must set a password through a reset link")?;
+            Ok(())
+        }
+        Err(bad) => report_bad(io, file, &bad),
+    }
+}
+
+/// Inserts checked rows in one transaction with multi-row statements and one `user.import`
+/// audit event (`details` plus the counts). Usernames taken meanwhile come back as bad rows and
+/// nothing is written. Returns how many accounts were created.
+pub async fn write_rows(
+    core: &Core,
+    actor: &str,
+    rows: CheckedRows,
+    lines: Vec<UsernameLine>,
+    details: serde_json::Value,
+) -> Result<Result<usize, Vec<BadRow>>, crate::store::DbError> {
     let now = core.clock.now();
     let audit = core.audit.clone();
     let actor = actor.to_owned();
-    let file_name = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    let result = core
-        .db
+    core.db
         .run(move |c| {
             write_transaction(c, |c| {
                 let names: Vec<&str> = lines.iter().map(|(u, _)| u.as_str()).collect();
@@ -183,23 +204,19 @@ pub async fn run(core: &Core, actor: &str, file: &Path, json: bool, io: &mut Io)
                     .flat_map(|(id, rs)| rs.iter().map(move |r| (id.clone(), r.clone())))
                     .collect();
                 roles::assign_many(c, &pairs, now)?;
+                let mut details = details;
+                if let Some(d) = details.as_object_mut() {
+                    d.insert("imported".into(), serde_json::json!(ids.len()));
+                    d.insert("role_grants".into(), serde_json::json!(pairs.len()));
+                }
                 audit.append_with(
                     c,
-                    vec![AuditEvent::new(actor, "user.import", Outcome::Success)
-                        .details(serde_json::json!({"file": file_name, "imported": ids.len(), "role_grants": pairs.len()}))],
+                    vec![AuditEvent::new(actor, "user.import", Outcome::Success).details(details)],
                 )?;
                 Ok(Ok(ids.len()))
             })
         })
-        .await?;
-    match result {
-        Ok(n) if json => print_json(&mut io.stdout, &serde_json::json!({"imported": n})),
-        Ok(n) => {
-            writeln!(io.stdout, "imported {n} users; each must set a password through a reset link")?;
-            Ok(())
-        }
-        Err(bad) => report_bad(io, file, &bad),
-    }
+        .await
 }
 
 fn report_bad(io: &mut Io, file: &Path, bad: &[BadRow]) -> CliResult {

@@ -3,7 +3,7 @@
 
 mod audit;
 pub mod client;
-mod import;
+pub mod import;
 mod keys;
 mod org;
 mod policy;
