@@ -429,6 +429,11 @@ async fn tokens_that_are_missing_wrong_or_without_the_scope_are_refused() {
     let n = first_admin_login(&w.app, &w.clock, &w.console, "nadmin").await;
     let ok = api(&w.app, "GET", &path, Some(&n.access_token), None).await;
     assert_eq!(ok.status, 200);
+    // Not one's own factors, through the API (the account page does that, proving the old app).
+    let me = users_named(&w.app, "nadmin").await;
+    let own_path = format!("/users/{}/factors/reset", me.id);
+    let own = api(&w.app, "POST", &own_path, Some(&n.access_token), Some(json!({ "reason": "x" }))).await;
+    assert_eq!((own.status, own.body["policies"].clone()), (403, json!(["not-on-oneself"])), "{own:?}");
     let unknown = api(&w.app, "GET", "/users/no-such-id", Some(&n.access_token), None).await;
     assert_eq!(unknown.status, 404);
     assert!(is_problem(&unknown));

@@ -90,9 +90,20 @@ async fn a_district_admin_creates_and_changes_accounts_inside_the_district_only(
         "{renamed:?}"
     );
     assert_eq!(renamed.body["email"], "asha@example.org");
+    // The email receives reset links: changing it is recorded as changing a way in.
+    let filter = pramaan_server::store::audit_events::AuditFilter {
+        action: Some("user.update".into()),
+        ..Default::default()
+    };
+    let events =
+        s.app.core.db.run(move |c| pramaan_server::store::audit_events::page(c, &filter, 10)).await.unwrap();
+    let details: Value = serde_json::from_str(&events[0].details).unwrap();
+    assert_eq!(details["factor_channels"], json!(["email"]), "{details}");
     let cleared = api(&s.app, "PATCH", &path, token, Some(json!({ "email": "" }))).await;
     assert_eq!(cleared.body["email"], Value::Null, "{cleared:?}");
     problem(&api(&s.app, "PATCH", &path, token, Some(json!({ "org_unit": "in/ka/mys/phc-2" }))).await, 403);
+    let still = api(&s.app, "GET", &path, token, None).await;
+    assert_eq!(still.body["org_unit"], format!("{BLR}/phc-1"), "the refused move changed nothing");
     problem(&api(&s.app, "PATCH", &path, token, Some(json!({ "email": "not an email" }))).await, 400);
     org(&s.app, &format!("{BLR}/phc-3")).await;
     let moved = api(&s.app, "PATCH", &path, token, Some(json!({ "org_unit": format!("{BLR}/phc-3") }))).await;
@@ -300,7 +311,7 @@ async fn an_import_is_all_or_nothing_and_every_row_is_asked_of_the_policies() {
     problem(&malformed, 400);
     assert_eq!(malformed.body["rows"][0]["line"], 2);
     let wrong_type = api(&s.app, "POST", "/users/import", Some(token), Some(json!({ "csv": "x" }))).await;
-    problem(&wrong_type, 400);
+    problem(&wrong_type, 415);
 
     let csv = format!(
         "{header}nurse-1,Nurse One,,,{BLR}/phc-1,vaccinator\nnurse-2,Nurse Two,,nurse2@example.org,{BLR}/phc-1,vaccinator;verifier\n"
@@ -308,6 +319,17 @@ async fn an_import_is_all_or_nothing_and_every_row_is_asked_of_the_policies() {
     let done = api_csv(&s.app, "/users/import", token, &csv).await;
     assert_eq!((done.status, done.body["imported"].as_u64()), (200, Some(2)), "{done:?}");
     assert_eq!(count(&s.app).await, before + 2);
+    let filter = pramaan_server::store::audit_events::AuditFilter {
+        action: Some("user.import".into()),
+        ..Default::default()
+    };
+    let events =
+        s.app.core.db.run(move |c| pramaan_server::store::audit_events::page(c, &filter, 10)).await.unwrap();
+    assert_eq!(events.len(), 1);
+    let details: Value = serde_json::from_str(&events[0].details).unwrap();
+    assert_eq!(details["usernames"], json!(["nurse-1", "nurse-2"]));
+    assert_eq!((details["imported"].as_u64(), details["role_grants"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(details["policy_version"], s.app.core.policy.version());
     let again = api_csv(&s.app, "/users/import", token, &csv).await;
     problem(&again, 400);
     assert!(again.body["rows"][0]["reason"].as_str().unwrap().contains("taken"), "{again:?}");

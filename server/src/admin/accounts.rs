@@ -174,7 +174,9 @@ pub async fn create(
     cap: Capability<CreateUser>,
     new: crate::domain::NewUser,
     roles_wanted: Vec<RoleName>,
+    person: crate::policy::Person,
 ) -> Result<User, ApiError> {
+    let (engine, who) = (Arc::clone(&state.core.policy), caller.clone());
     let now = state.core.clock.now();
     let audit = state.core.audit.clone();
     let names: Vec<&str> = roles_wanted.iter().map(RoleName::as_str).collect();
@@ -185,15 +187,33 @@ pub async fn create(
         .db
         .run(move |c| {
             write_transaction(c, |c| {
+                // Decided again with the caller as they are now (their row locked on PostgreSQL).
+                users::lock(c, &[&who.user.id])?;
+                let admin = users::find(c, &who.user.id)?.ok_or(DbError::NotFound)?;
+                let admin = load_person(c, &admin)?;
+                let allowed = engine
+                    .authorize::<CreateUser>(&admin, &who.login, Target::Person(&person))
+                    .is_ok()
+                    && roles_wanted.iter().all(|role| {
+                        engine
+                            .authorize::<AssignRole>(&admin, &who.login, Target::Grant { role, to: &person })
+                            .is_ok()
+                    });
+                if !allowed {
+                    return Err(DbError::Conflict("the decision no longer holds; try again".into()));
+                }
                 for r in &roles_wanted {
                     if !roles::exists(c, r)? {
                         return Err(DbError::Conflict(format!("there is no role '{r}'")));
                     }
                 }
+                if users::find_by_username(c, &new.username)?.is_some() {
+                    return Err(DbError::Conflict(format!("username '{}' is taken", new.username)));
+                }
                 let user = users::insert_with_id(c, &id, &new, now).map_err(|e| match e {
-                    DbError::Conflict(_) => {
-                        DbError::Conflict(format!("username '{}' is taken", new.username))
-                    }
+                    DbError::Conflict(_) => DbError::Conflict(
+                        "another change took this username or id meanwhile; try again".into(),
+                    ),
                     other => other,
                 })?;
                 for r in &roles_wanted {
@@ -216,10 +236,12 @@ pub async fn update(
     caller: &Caller,
     cap: Capability<UpdateUser>,
     profile: users::ProfileChange,
+    moved_to: Option<Vec<crate::domain::OrgUnit>>,
 ) -> Result<User, ApiError> {
     let id = target_of(&cap)?;
     let now = state.core.clock.now();
     let audit = state.core.audit.clone();
+    let (engine, who) = (Arc::clone(&state.core.policy), caller.clone());
     let fields: Vec<&str> = [
         profile.display_name.is_some().then_some("display_name"),
         profile.email.is_some().then_some("email"),
@@ -229,8 +251,29 @@ pub async fn update(
     .into_iter()
     .flatten()
     .collect();
-    let event = event(caller, &cap, "user.update", json!({ "fields": fields }));
+    let channels: Vec<&str> =
+        [profile.phone.is_some().then_some("phone"), profile.email.is_some().then_some("email")]
+            .into_iter()
+            .flatten()
+            .collect();
+    let to = moved_to.as_ref().and_then(|c| c.first()).map(|u| u.path.to_string());
+    let event = event(
+        caller,
+        &cap,
+        "user.update",
+        json!({ "fields": fields, "factor_channels": channels, "moved_to": to }),
+    );
     change(state, caller, &cap, move |c| {
+        // A move is decided again where the account would be, with the caller as they are now.
+        if let Some(chain) = &moved_to {
+            let current = users::find(c, &id)?.ok_or(DbError::NotFound)?;
+            let moved = crate::policy::Person { org: chain.clone(), ..load_person(c, &current)? };
+            let admin = users::find(c, &who.user.id)?.ok_or(DbError::NotFound)?;
+            let admin = load_person(c, &admin)?;
+            if engine.authorize::<UpdateUser>(&admin, &who.login, Target::Person(&moved)).is_err() {
+                return Err(DbError::Conflict("the decision no longer holds; try again".into()));
+            }
+        }
         let user = users::update_profile(c, &id, &profile, now)?;
         audit.append_with(c, vec![event])?;
         Ok(user)

@@ -15,6 +15,7 @@ use crate::policy::actions::ReadAudit;
 use crate::policy::{Capability, Target};
 use crate::state::AppState;
 use crate::store::audit_events::{self, AuditFilter};
+use crate::store::org_units;
 
 /// One event.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -118,8 +119,15 @@ pub async fn list(
     {
         return Err(ApiError::Invalid("outcome must be success, failure or denied.".into()));
     }
-    let root: Vec<_> = caller.person.org.last().cloned().into_iter().collect();
-    let _cap: Capability<ReadAudit> = allow(&state, &caller, Target::Org(&root)).await?;
+    // The trail covers every tree: reading it needs audit.read on each root.
+    let roots = state.core.db.run(org_units::roots).await.map_err(|e| ApiError::unexpected(&e))?;
+    if roots.is_empty() {
+        let _cap: Capability<ReadAudit> = allow(&state, &caller, Target::Org(&[])).await?;
+    }
+    for root in roots {
+        let _cap: Capability<ReadAudit> =
+            allow(&state, &caller, Target::Org(std::slice::from_ref(&root))).await?;
+    }
     let filter = AuditFilter {
         after_seq,
         since: q.since,

@@ -49,6 +49,12 @@ pub enum ApiError {
     /// A candidate policy set that does not check (422), with every error.
     #[error("the policy set does not check")]
     InvalidPolicy(Vec<crate::policy::PolicyError>),
+    /// 413: the body is larger than this route takes.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 415: the body is not of the type this route takes.
+    #[error("{0}")]
+    WrongType(String),
     #[error("the service is temporarily unavailable")]
     Unavailable,
 }
@@ -92,6 +98,8 @@ impl ResponseError for ApiError {
             Self::Rows { forbidden: Some(_), .. } => StatusCode::FORBIDDEN,
             Self::InsufficientScope(_) | Self::Denied(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::WrongType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::InvalidPolicy(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -216,6 +224,7 @@ impl ResponseError for ApiError {
                 };
                 (problem.with("rows", json!(rows)), None)
             }
+            Self::TooLarge(_) | Self::WrongType(_) => (Problem::new(status, detail), None),
             Self::Unavailable => (Problem::new(status, "Try again shortly."), None),
         };
         let mut resp = problem.response();

@@ -75,7 +75,7 @@ const ERRORS: &[(&str, &str)] = &[
     ("404", "No such resource."),
     ("409", "The change conflicts with the current state (such as the last national admin)."),
     ("413", "The body is too large."),
-    ("415", "The body is not JSON."),
+    ("415", "The body is not of the media type the operation takes."),
     ("422", "A policy set that does not check."),
     ("503", "Try again shortly."),
 ];

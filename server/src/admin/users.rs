@@ -242,9 +242,26 @@ pub struct ReasonBody {
     pub reason: Option<String>,
 }
 
-fn reason_text(body: Option<web::Json<ReasonBody>>, required: bool) -> Result<Option<String>, ApiError> {
-    let reason =
-        body.and_then(|b| b.into_inner().reason).map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+/// An optional JSON body, strictly: none at all, or `application/json` of the right shape.
+fn optional_reason(req: &HttpRequest, body: &[u8]) -> Result<Option<ReasonBody>, ApiError> {
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let json = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::WrongType("Send the body as application/json.".into()));
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|_| ApiError::Invalid("The request body is not valid JSON of the expected shape.".into()))
+}
+
+fn reason_text(body: Option<ReasonBody>, required: bool) -> Result<Option<String>, ApiError> {
+    let reason = body.and_then(|b| b.reason).map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
     match reason {
         Some(r) if r.chars().count() > 500 || r.chars().any(char::is_control) => {
             Err(ApiError::Invalid("reason is at most 500 characters, on one line.".into()))
@@ -264,10 +281,10 @@ pub async fn disable(
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
     id: web::Path<String>,
-    body: Option<web::Json<ReasonBody>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let (caller, _, person, cap) = on_account::<DisableUser>(&state, &issuer, &req, &id).await?;
-    let reason = reason_text(body, false)?;
+    let reason = reason_text(optional_reason(&req, &body)?, false)?;
     let user = accounts::disable(&state, &caller, cap, reason).await?;
     Ok(HttpResponse::Ok().json(UserView::of_person(&user, &person)))
 }
@@ -350,10 +367,10 @@ pub async fn reset_factors(
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
     id: web::Path<String>,
-    body: Option<web::Json<ReasonBody>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let (caller, _, _, cap) = on_account::<ResetFactors>(&state, &issuer, &req, &id).await?;
-    let reason = reason_text(body, true)?.unwrap_or_default();
+    let reason = reason_text(optional_reason(&req, &body)?, true)?.unwrap_or_default();
     let cleared = accounts::reset_factors(&state, &caller, cap, reason).await?;
     Ok(HttpResponse::Ok().json(Cleared { cleared }))
 }
@@ -499,7 +516,7 @@ pub async fn create(
         password_hash: None,
         must_change_password: true,
     };
-    let user = accounts::create(&state, &caller, cap, new, roles_wanted).await?;
+    let user = accounts::create(&state, &caller, cap, new, roles_wanted, person.clone()).await?;
     let person = Person { id: user.id.clone(), ..person };
     Ok(HttpResponse::Created().json(UserView::of_person(&user, &person)))
 }
@@ -549,17 +566,27 @@ pub async fn update(
         org_unit_id: None,
     };
     let mut change = change;
+    // The phone receives SMS codes and the email reset links: changing either is changing a
+    // way in, decided (and stepped up) as a factor reset is.
+    if change.phone.is_some() || change.email.is_some() {
+        let _channel: Capability<ResetFactors> = allow(&state, &caller, Target::Person(&person)).await?;
+    }
+    let mut moved_to = None;
     if let Some(path) = c.org_unit {
         let chain = unit_chain(&state, &path).await?;
         // Moving: the caller must be allowed to update the account where it would be, too.
         let moved = Person { org: chain.clone(), ..person.clone() };
         let _there: Capability<UpdateUser> = allow(&state, &caller, Target::Person(&moved)).await?;
         change.org_unit_id = chain.first().map(|u| u.id.clone());
+        moved_to = Some(chain);
     }
-    let user = accounts::update(&state, &caller, cap, change).await?;
+    let user = accounts::update(&state, &caller, cap, change, moved_to).await?;
     let (user, person) = target(&state, user.id.as_str()).await?;
     Ok(HttpResponse::Ok().json(UserView::of_person(&user, &person)))
 }
+
+/// The largest CSV an import takes.
+pub const IMPORT_MAX_BYTES: usize = 16 << 20;
 
 /// What an import did.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -580,7 +607,7 @@ pub async fn import(
     req: HttpRequest,
     state: web::Data<AppState>,
     issuer: web::Data<Issuer>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     use std::collections::{HashMap, HashSet};
 
@@ -592,8 +619,16 @@ pub async fn import(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/csv"));
     if !csv {
-        return Err(ApiError::Invalid("Send the file as text/csv.".into()));
+        return Err(ApiError::WrongType("Send the file as text/csv.".into()));
     }
+    // Larger than other bodies: an import of 100,000 rows is a few megabytes.
+    let body = match payload.to_bytes_limited(IMPORT_MAX_BYTES).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return Err(ApiError::TooLarge(format!("An import is at most {} MiB.", IMPORT_MAX_BYTES >> 20)));
+        }
+        Err(_) => return Err(ApiError::Invalid("The body could not be read.".into())),
+    };
     let (units, known) = state
         .core
         .db
@@ -622,47 +657,92 @@ pub async fn import(
         }
         out
     };
+    let people: Vec<(Person, Vec<RoleName>)> = rows
+        .users
+        .iter()
+        .zip(&rows.roles)
+        .map(|(user, held)| {
+            let person = Person {
+                id: UserId::generate(),
+                username: user.username.as_str().to_owned(),
+                active: true,
+                roles: held.clone(),
+                org: user.org_unit_id.as_ref().map(chain_of).unwrap_or_default(),
+            };
+            (person, held.clone())
+        })
+        .collect();
+    // The first refusal of each row, if any: creating it where it sits, then each role.
+    let refusal = |engine: &crate::policy::PolicyEngine,
+                   admin: &Person,
+                   person: &Person,
+                   held: &[RoleName]| {
+        engine.authorize::<CreateUser>(admin, &caller.login, Target::Person(person)).err().or_else(|| {
+            held.iter().find_map(|role| {
+                engine.authorize::<AssignRole>(admin, &caller.login, Target::Grant { role, to: person }).err()
+            })
+        })
+    };
     let mut refused: Vec<BadRow> = Vec::new();
-    let mut first_denial = None;
-    for ((user, held), (_, line)) in rows.users.iter().zip(&rows.roles).zip(&lines) {
-        let person = Person {
-            id: UserId::generate(),
-            username: user.username.as_str().to_owned(),
-            active: true,
-            roles: held.clone(),
-            org: user.org_unit_id.as_ref().map(chain_of).unwrap_or_default(),
-        };
-        let engine = &state.core.policy;
-        let mut verdict =
-            engine.authorize::<CreateUser>(&caller.person, &caller.login, Target::Person(&person)).err();
-        for role in held {
-            if verdict.is_none() {
-                verdict = engine
-                    .authorize::<AssignRole>(
-                        &caller.person,
-                        &caller.login,
-                        Target::Grant { role, to: &person },
-                    )
-                    .err();
+    let mut denials = Vec::new();
+    let mut reasons = std::collections::BTreeSet::new();
+    for ((person, held), (_, line)) in people.iter().zip(&lines) {
+        match refusal(&state.core.policy, &caller.person, person, held) {
+            Some(denied) => {
+                refused.push(BadRow {
+                    line: *line,
+                    reason: format!("{} refused: {}", denied.act, denied.verdict.reason()),
+                });
+                denials.push(denied);
+            }
+            None => {
+                let v = state.core.policy.admin(
+                    crate::policy::Act::UserCreate,
+                    &caller.person,
+                    &caller.login,
+                    Target::Person(person),
+                );
+                reasons.insert(v.reason());
             }
         }
-        if let Some(denied) = verdict {
-            refused.push(BadRow {
-                line: *line,
-                reason: format!("{} refused: {}", denied.act, denied.verdict.reason()),
-            });
-            first_denial.get_or_insert(denied);
+    }
+    if let Some(first) = denials.first().cloned() {
+        super::audit_denial(&state, &caller, &first).await;
+        // Every refusal would yield to a fresh login with the app: say how to step up.
+        if denials.iter().all(|d| d.verdict.step_up) {
+            return Err(first.into());
         }
+        return Err(ApiError::Rows { forbidden: Some(first.act), rows: refused });
     }
-    if let Some(denied) = first_denial {
-        super::audit_denial(&state, &caller, &denied).await;
-        return Err(ApiError::Rows { forbidden: Some(denied.act), rows: refused });
-    }
-    let details = serde_json::json!({ "from": "admin_api", "decision": "user.create and role.assign permitted for every row" });
-    match write_rows(&state.core, &caller.actor(), rows, lines, details)
-        .await
-        .map_err(|e| ApiError::unexpected(&e))?
-    {
+    let usernames: Vec<&str> = people.iter().map(|(p, _)| p.username.as_str()).collect();
+    let details = serde_json::json!({
+        "from": "admin_api",
+        "usernames": usernames,
+        "decisions": reasons,
+        "policy_version": state.core.policy.version(),
+    });
+    // Decided again inside the transaction, with the caller as they are then.
+    let (engine, who) = (std::sync::Arc::clone(&state.core.policy), caller.clone());
+    let recheck = move |c: &mut crate::store::AnyConnection| {
+        users::lock(c, &[&who.user.id])?;
+        let Some(admin) = users::find(c, &who.user.id)? else { return Ok(false) };
+        let admin = crate::policy::load_person(c, &admin)?;
+        Ok(people.iter().all(|(person, held)| {
+            engine.authorize::<CreateUser>(&admin, &who.login, Target::Person(person)).is_ok()
+                && held.iter().all(|role| {
+                    engine
+                        .authorize::<AssignRole>(&admin, &who.login, Target::Grant { role, to: person })
+                        .is_ok()
+                })
+        }))
+    };
+    let written = write_rows(&state.core, &caller.actor(), rows, lines, details, recheck).await.map_err(|e| match e {
+        DbError::Conflict(_) => {
+            ApiError::Conflict("Another change got in the way (a username taken meanwhile, or the decision no longer holds); nothing was imported; try again.".into())
+        }
+        other => ApiError::unexpected(&other),
+    })?;
+    match written {
         Ok(imported) => Ok(HttpResponse::Ok().json(Imported { imported })),
         Err(rows) => Err(ApiError::Rows { forbidden: None, rows }),
     }

@@ -159,7 +159,7 @@ pub async fn run(core: &Core, actor: &str, file: &Path, json: bool, io: &mut Io)
     }
     let file_name = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let details = serde_json::json!({ "file": file_name });
-    let result = write_rows(core, actor, rows, lines, details).await?;
+    let result = write_rows(core, actor, rows, lines, details, |_| Ok(true)).await?;
     match result {
         Ok(n) if json => print_json(&mut io.stdout, &serde_json::json!({"imported": n})),
         Ok(n) => {
@@ -172,13 +172,18 @@ pub async fn run(core: &Core, actor: &str, file: &Path, json: bool, io: &mut Io)
 
 /// Inserts checked rows in one transaction with multi-row statements and one `user.import`
 /// audit event (`details` plus the counts). Usernames taken meanwhile come back as bad rows and
-/// nothing is written. Returns how many accounts were created.
+/// nothing is written. `still_allowed` runs first inside the transaction (the admin API decides
+/// again there); `false` writes nothing and is a conflict. Returns how many accounts were
+/// created.
 pub async fn write_rows(
     core: &Core,
     actor: &str,
     rows: CheckedRows,
     lines: Vec<UsernameLine>,
     details: serde_json::Value,
+    still_allowed: impl FnOnce(&mut crate::store::AnyConnection) -> Result<bool, crate::store::DbError>
+    + Send
+    + 'static,
 ) -> Result<Result<usize, Vec<BadRow>>, crate::store::DbError> {
     let now = core.clock.now();
     let audit = core.audit.clone();
@@ -186,6 +191,11 @@ pub async fn write_rows(
     core.db
         .run(move |c| {
             write_transaction(c, |c| {
+                if !still_allowed(c)? {
+                    return Err(crate::store::DbError::Conflict(
+                        "the decision no longer holds; try again".into(),
+                    ));
+                }
                 let names: Vec<&str> = lines.iter().map(|(u, _)| u.as_str()).collect();
                 let taken = users::existing_usernames(c, &names)?;
                 if !taken.is_empty() {

@@ -67,11 +67,15 @@ impl From<diesel::result::Error> for DbError {
         use diesel::result::{DatabaseErrorKind as K, Error as E};
         match e {
             E::NotFound => Self::NotFound,
+            // The database's own text names constraints and columns: logged, never passed on
+            // (these messages reach API callers).
             E::DatabaseError(K::UniqueViolation, info) => {
-                Self::Conflict(format!("already exists ({})", info.message()))
+                tracing::debug!(detail = info.message(), "unique violation");
+                Self::Conflict("already exists".into())
             }
             E::DatabaseError(K::ForeignKeyViolation, info) => {
-                Self::Conflict(format!("refers to something that does not exist ({})", info.message()))
+                tracing::debug!(detail = info.message(), "foreign key violation");
+                Self::Conflict("refers to something that does not exist".into())
             }
             other => Self::Query(other),
         }

@@ -141,3 +141,10 @@ pub fn paths_of(conn: &mut AnyConnection, ids: &[OrgUnitId]) -> Result<HashMap<O
     }
     Ok(out)
 }
+
+/// The units without a parent: the roots of the organisation's trees.
+pub fn roots(conn: &mut AnyConnection) -> Result<Vec<OrgUnit>, DbError> {
+    let rows: Vec<OrgUnitRow> =
+        org_units::table.filter(org_units::parent_id.is_null()).order(org_units::path.asc()).load(conn)?;
+    rows.into_iter().map(OrgUnitRow::into_domain).collect()
+}
