@@ -242,10 +242,16 @@ impl ActiveSet {
     }
 }
 
+/// Organisation units as entities, by id.
+type UnitCache = Mutex<HashMap<String, Entity>>;
+/// Cached unit entities beyond this many are dropped and built again.
+const MAX_UNITS: usize = 200_000;
+
 /// The running set, swapped whole on reload.
 pub struct PolicyEngine {
     active: ArcSwap<ActiveSet>,
     authorizer: Authorizer,
+    units: UnitCache,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -254,9 +260,19 @@ impl std::fmt::Debug for PolicyEngine {
     }
 }
 
+/// The entity type names, parsed once (parsing one costs more than a whole decision's
+/// evaluation of a simple policy).
+static TYPE_NAMES: std::sync::LazyLock<HashMap<&'static str, EntityTypeName>> =
+    std::sync::LazyLock::new(|| {
+        ["User", "Role", "OrgUnit", "Client", "Scope", "Factor", "PolicyStore", "Action"]
+            .into_iter()
+            .filter_map(|t| EntityTypeName::from_str(&format!("Pramaan::{t}")).ok().map(|n| (t, n)))
+            .collect()
+    });
+
 fn type_name(t: &str) -> EntityTypeName {
     // The names are this module's constants, all valid Cedar names.
-    EntityTypeName::from_str(&format!("Pramaan::{t}")).unwrap_or_else(|_| unreachable_type(t))
+    TYPE_NAMES.get(t).cloned().unwrap_or_else(|| unreachable_type(t))
 }
 
 #[allow(clippy::panic)]
@@ -272,14 +288,15 @@ fn uid(t: &str, id: &str) -> EntityUid {
 /// broken, and a request on a broken set is denied.
 struct EntitySet<'a> {
     policies: &'a Policies,
+    units: &'a UnitCache,
     seen: HashSet<EntityUid>,
     list: Vec<Entity>,
     broken: bool,
 }
 
 impl<'a> EntitySet<'a> {
-    fn new(policies: &'a Policies) -> Self {
-        Self { policies, seen: HashSet::new(), list: Vec::new(), broken: false }
+    fn new(policies: &'a Policies, units: &'a UnitCache) -> Self {
+        Self { policies, units, seen: HashSet::new(), list: Vec::new(), broken: false }
     }
 
     fn push(&mut self, e: Entity) {
@@ -300,13 +317,26 @@ impl<'a> EntitySet<'a> {
 
     fn org(&mut self, chain: &[OrgUnit]) -> Option<EntityUid> {
         for (i, unit) in chain.iter().enumerate() {
+            // Units never change (no move, no rename of a path): each is built once.
+            if let Some(e) = self.units.lock().unwrap_or_else(|p| p.into_inner()).get(unit.id.as_str()) {
+                self.push(e.clone());
+                continue;
+            }
             let parents: HashSet<EntityUid> =
                 chain.get(i + 1).map(|p| uid("OrgUnit", p.id.as_str())).into_iter().collect();
             let attrs = HashMap::from([
                 ("kind".to_owned(), RestrictedExpression::new_string(unit.kind.clone())),
                 ("path".to_owned(), RestrictedExpression::new_string(unit.path.as_str().to_owned())),
             ]);
-            self.push_built(Entity::new(uid("OrgUnit", unit.id.as_str()), attrs, parents));
+            let built = Entity::new(uid("OrgUnit", unit.id.as_str()), attrs, parents);
+            if let Ok(e) = &built {
+                let mut cache = self.units.lock().unwrap_or_else(|p| p.into_inner());
+                if cache.len() >= MAX_UNITS {
+                    cache.clear();
+                }
+                cache.insert(unit.id.as_str().to_owned(), e.clone());
+            }
+            self.push_built(built);
         }
         chain.first().map(|u| uid("OrgUnit", u.id.as_str()))
     }
@@ -357,6 +387,7 @@ impl PolicyEngine {
         Self {
             active: ArcSwap::from_pointee(ActiveSet::new(policies, origin)),
             authorizer: Authorizer::new(),
+            units: Mutex::new(HashMap::new()),
         }
     }
 
@@ -431,7 +462,7 @@ impl PolicyEngine {
     /// May `person` receive `scope` through `client`?
     pub fn user_scope(&self, person: &Person, client: ClientFacts<'_>, scope: &Scope) -> Verdict {
         let set = self.current();
-        let mut e = EntitySet::new(&set.policies);
+        let mut e = EntitySet::new(&set.policies, &self.units);
         let me = e.person(person);
         let c = e.client(client);
         let context = vec![("client".to_owned(), RestrictedExpression::new_entity_uid(c))];
@@ -452,7 +483,7 @@ impl PolicyEngine {
         if let Some(&hit) = set.client_scopes.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return hit;
         }
-        let mut e = EntitySet::new(&set.policies);
+        let mut e = EntitySet::new(&set.policies, &self.units);
         let me = e.client(client);
         let allowed =
             self.decide(&set, Act::ScopeClient, me, uid("Scope", scope.as_str()), Vec::new(), e).allowed;
@@ -470,7 +501,7 @@ impl PolicyEngine {
     pub fn factors(&self, person: &Person) -> Requirement {
         let set = self.current();
         let ask = |act: Act, factor: &str| {
-            let mut e = EntitySet::new(&set.policies);
+            let mut e = EntitySet::new(&set.policies, &self.units);
             let me = e.person(person);
             self.decide(&set, act, me, uid("Factor", factor), Vec::new(), e)
         };
@@ -508,7 +539,7 @@ impl PolicyEngine {
         login: &LoginFacts,
         target: Target<'_>,
     ) -> Verdict {
-        let mut e = EntitySet::new(&set.policies);
+        let mut e = EntitySet::new(&set.policies, &self.units);
         let me = e.person(admin);
         let mut context = vec![("login".to_owned(), login_record(login))];
         let resource = match target {
