@@ -13,6 +13,7 @@ pub mod cli;
 pub mod db;
 pub mod sessions;
 pub mod sms_gateway;
+pub mod smtp_sink;
 pub mod two_factor;
 
 pub use app::{TestApp, spawn_app, spawn_app_at, spawn_app_with};

@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod login;
+pub mod mail;
 pub mod mfa;
 pub mod oidc;
 pub mod policy;

@@ -17,6 +17,7 @@ mod health;
 mod import;
 mod introspection;
 mod keys;
+mod mail;
 mod migrations;
 mod password_login;
 mod policies;

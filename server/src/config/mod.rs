@@ -4,10 +4,12 @@
 //! See `pramaan.example.toml` at the repository root for every setting, commented.
 
 mod load;
+mod mail;
 mod mfa;
 mod secret;
 
 pub use load::{ConfigError, load};
+pub use mail::{MailSecurity, MailSettings, MailTransport, SmtpSettings};
 pub use mfa::{BodyEncoding, HttpGatewaySettings, MfaSettings, SmsGatewayKind, SmsSettings};
 pub use secret::{Secret, UrlWithPassword};
 
@@ -34,6 +36,7 @@ pub struct Settings {
     pub mfa: MfaSettings,
     pub sms: SmsSettings,
     pub policy: PolicySettings,
+    pub mail: MailSettings,
 }
 
 /// `[policy]`: where the role policies come from, and the roles that must never be left
@@ -70,6 +73,7 @@ impl Default for Settings {
             mfa: MfaSettings::default(),
             sms: SmsSettings::default(),
             policy: PolicySettings::default(),
+            mail: MailSettings::default(),
         }
     }
 }
@@ -480,6 +484,7 @@ impl Settings {
         self.login.validate()?;
         self.mfa.validate()?;
         self.sms.validate()?;
+        self.mail.validate()?;
         for r in &self.policy.protected_roles {
             crate::domain::RoleName::parse(r)
                 .map_err(|e| ConfigError::new("policy.protected_roles", e.to_string()))?;
