@@ -19,6 +19,7 @@ mod introspection;
 mod keys;
 mod mail;
 mod migrations;
+mod outbox;
 mod password_login;
 mod policies;
 mod policy_reload;

@@ -59,6 +59,39 @@ pub struct MailSettings {
     /// The organisation's name as messages show it.
     pub organisation_name: String,
     pub smtp: SmtpSettings,
+    pub outbox: OutboxSettings,
+}
+
+/// `[mail.outbox]`: how the worker sends what is queued.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxSettings {
+    /// Messages claimed at a time.
+    pub batch: i64,
+    /// At most this many messages a second per worker.
+    pub rate_per_sec: u32,
+    /// Attempts before a message is given up.
+    pub max_attempts: i32,
+    /// Wait before the second attempt; doubled for each further one (at most an hour).
+    pub retry_base_secs: u64,
+    /// How long a claimed batch is a worker's; a row still sending after it is settled as
+    /// unconfirmed, never sent again.
+    pub lease_secs: u64,
+    /// Seconds between looks for due messages.
+    pub poll_secs: u64,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            batch: 50,
+            rate_per_sec: 20,
+            max_attempts: 5,
+            retry_base_secs: 30,
+            lease_secs: 300,
+            poll_secs: 2,
+        }
+    }
 }
 
 impl Default for MailSettings {
@@ -68,6 +101,7 @@ impl Default for MailSettings {
             from: "Pramaan <no-reply@localhost>".into(),
             organisation_name: "Pramaan".into(),
             smtp: SmtpSettings::default(),
+            outbox: OutboxSettings::default(),
         }
     }
 }
@@ -90,6 +124,20 @@ impl MailSettings {
             if self.smtp.password.is_some() && self.smtp.security == MailSecurity::None {
                 return Err(ConfigError::new("mail.smtp.security", "a password is never sent without TLS"));
             }
+        }
+        let o = &self.outbox;
+        if !(1..=1000).contains(&o.batch) || o.rate_per_sec == 0 || !(1..=50).contains(&o.max_attempts) {
+            return Err(ConfigError::new(
+                "mail.outbox",
+                "batch 1..1000, rate_per_sec at least 1, max_attempts 1..50",
+            ));
+        }
+        // A lease shorter than a send could take would settle rows still being sent.
+        if o.lease_secs < 3 * self.smtp.timeout_secs || o.retry_base_secs == 0 || o.poll_secs == 0 {
+            return Err(ConfigError::new(
+                "mail.outbox.lease_secs",
+                "must be at least three SMTP timeouts; retry_base_secs and poll_secs at least 1",
+            ));
         }
         if !(1..=300).contains(&self.smtp.timeout_secs) {
             return Err(ConfigError::new("mail.smtp.timeout_secs", "must be between 1 and 300"));

@@ -9,7 +9,7 @@ mod mfa;
 mod secret;
 
 pub use load::{ConfigError, load};
-pub use mail::{MailSecurity, MailSettings, MailTransport, SmtpSettings};
+pub use mail::{MailSecurity, MailSettings, MailTransport, OutboxSettings, SmtpSettings};
 pub use mfa::{BodyEncoding, HttpGatewaySettings, MfaSettings, SmsGatewayKind, SmsSettings};
 pub use secret::{Secret, UrlWithPassword};
 

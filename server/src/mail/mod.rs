@@ -12,6 +12,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
+pub mod outbox;
+
 use crate::config::{MailSecurity, MailSettings, MailTransport};
 
 /// A message to one recipient, in plain text and HTML.

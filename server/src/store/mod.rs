@@ -9,6 +9,7 @@ pub mod consents;
 pub mod factors;
 pub mod meta;
 pub mod org_units;
+pub mod outbox;
 pub mod policy_sets;
 pub mod refresh_tokens;
 pub mod roles;
