@@ -281,3 +281,48 @@ async fn a_required_password_change_comes_before_any_code_and_enforces_the_rules
     let ok = Browser::new(&app).sign_in(&url, "meena.kumari", good).await;
     assert!(query_param(&location(&ok), "code").is_some());
 }
+
+#[tokio::test]
+async fn a_required_password_change_ends_the_accounts_other_logins() {
+    let app = spawn_app().await;
+    let user = create_user(&app, "ravi.shankar", PASSWORD, false).await;
+    let reg = web_app(&app, &["--public", "--first-party"]).await;
+    // A login from before the change was required (someone else's, say, after a breach).
+    let earlier = Browser::new(&app);
+    let (_, challenge) = pkce();
+    let url = authorize_url(&app, &reg.id, REDIRECT, "openid", &challenge, &[]);
+    let back = earlier.sign_in(&url, "ravi.shankar", PASSWORD).await;
+    assert!(query_param(&location(&back), "code").is_some());
+    let before = pramaan_server::login::session::logins_of(&app.state, &user.id).await.unwrap();
+    assert_eq!(before.len(), 1);
+    // The change is required now; the owner signs in and makes it.
+    let id = user.id.clone();
+    app.core.db.run(move |c| pramaan_server::store::users::require_password_change(c, &id)).await.unwrap();
+    let browser = Browser::new(&app);
+    let page = browser.sign_in(&url, "ravi.shankar", PASSWORD).await;
+    assert_eq!(page.url().path(), "/login/password");
+    let html = page.text().await.unwrap();
+    let good = "river stone quiet 2026";
+    let resp = browser
+        .post(
+            "/login/password",
+            &[
+                ("csrf", &hidden(&html, "csrf").unwrap()),
+                ("request", &hidden(&html, "request").unwrap()),
+                ("new_password", good),
+                ("confirm_password", good),
+            ],
+        )
+        .await;
+    let done = browser.follow(resp).await;
+    assert!(query_param(&location(&done), "code").is_some(), "a code after the change");
+    let after = pramaan_server::login::session::logins_of(&app.state, &user.id).await.unwrap();
+    assert_eq!(after.len(), 1, "only the login that made the change");
+    assert!(
+        before.iter().all(|(sid, _)| after.iter().all(|(other, _)| other != sid)),
+        "the earlier login is gone"
+    );
+    // The earlier browser is signed out: asking for a code sends it to the password page.
+    let again = earlier.follow(earlier.get(&url).await).await;
+    assert_eq!(again.url().path(), "/login", "{}", again.url());
+}

@@ -118,9 +118,26 @@ async fn submit(
         tracing::error!(error = ?e, "storing the new password failed");
         return pages::unavailable(&req);
     }
+    // Whoever else holds a login of this account (from before the change was required, such as
+    // after a breach) loses it now, with its refresh and access tokens.
+    let this = loaded.session.auth.as_ref().map(|a| a.sid.clone());
+    let others = match session::logins_of(&state, &user.id).await {
+        Ok(l) => {
+            l.into_iter().map(|(sid, _)| sid).filter(|sid| Some(sid) != this.as_ref()).collect::<Vec<_>>()
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "listing the account's logins failed");
+            return pages::unavailable(&req);
+        }
+    };
+    for sid in &others {
+        if crate::oidc::revocation::end_login(&state, sid).await.is_err() {
+            return pages::unavailable(&req);
+        }
+    }
     let event = AuditEvent::new(format!("user:{}", user.username), "password.change", Outcome::Success)
         .target(format!("user:{}", user.id))
-        .details(serde_json::json!({ "reason": "required" }));
+        .details(serde_json::json!({ "reason": "required", "other_logins_ended": others.len() }));
     audit(&state, &req, event).await;
     let Ok(cookie) = session::renew(&state, &mut loaded, secure).await else {
         return pages::unavailable(&req);

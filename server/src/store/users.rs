@@ -395,3 +395,12 @@ pub fn update_profile(
         .execute(conn)?;
     find(conn, id)?.ok_or(DbError::NotFound)
 }
+
+/// Marks the account as needing a new password at its next sign-in. `NotFound` for an unknown
+/// id.
+pub fn require_password_change(conn: &mut AnyConnection, id: &UserId) -> Result<(), DbError> {
+    let n = diesel::update(users::table.find(id.as_str()))
+        .set(users::must_change_password.eq(true))
+        .execute(conn)?;
+    if n == 0 { Err(DbError::NotFound) } else { Ok(()) }
+}
