@@ -78,6 +78,22 @@ pub fn check_candidate(files: Sources) -> Result<Policies, Vec<PolicyError>> {
         return Err(deep);
     }
     let p = from_sources_valid(files)?;
+    // The server slices the set by action name; a policy on an action group would be left out
+    // of every slice and never apply.
+    let groups: Vec<PolicyError> = p
+        .schema
+        .action_groups()
+        .map(|g| {
+            PolicyError::new(
+                super::SCHEMA_FILE,
+                0,
+                format!("action groups are not supported (\"{}\"): name each action", g.id().unescaped()),
+            )
+        })
+        .collect();
+    if !groups.is_empty() {
+        return Err(groups);
+    }
     let declared: Vec<String> = p.schema.actions().map(|a| a.id().unescaped().to_owned()).collect();
     let missing: Vec<PolicyError> = Act::ALL
         .iter()
@@ -256,6 +272,23 @@ pub fn spawn_on_hangup(core: Core) -> Option<tokio::task::JoinHandle<()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_schema_with_action_groups_is_refused() {
+        let mut files = builtin_sources();
+        let schema = files["schema.cedarschema"].replace(
+            "  action \"scope.client\" appliesTo {",
+            "  action \"everything\";\n  action \"scope.client\" in [\"everything\"] appliesTo {",
+        );
+        assert_ne!(schema, files["schema.cedarschema"], "the schema text changed");
+        files.insert("schema.cedarschema".into(), schema);
+        let errors = check_candidate(files).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.reason.contains("action groups") && e.reason.contains("everything")),
+            "{errors:?}"
+        );
+        assert!(check_candidate(builtin_sources()).is_ok());
+    }
 
     #[test]
     fn nesting_counts_brackets_outside_strings_and_comments() {
