@@ -304,16 +304,28 @@ pub async fn enable(
     Ok(HttpResponse::Ok().json(UserView::of_person(&user, &person)))
 }
 
-async fn role_target(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-    role: &str,
-) -> Result<(User, Person, Capability<AssignRole>), ApiError> {
-    let role = RoleName::parse(role).map_err(|e| ApiError::Invalid(format!("role: {e}.")))?;
-    let (user, person) = target(state, id).await?;
-    let cap = allow(state, caller, Target::Grant { role: &role, to: &person }).await?;
-    Ok((user, person, cap))
+/// Grants (`grant`) or takes away the role in the path, decided as `role.assign` on the
+/// account, and answers the account as it is afterwards.
+async fn change_role(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+    path: web::Path<(String, String)>,
+    grant: bool,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&state, &issuer, &req, SCOPE_USERS).await?;
+    let (id, role) = path.into_inner();
+    let role = RoleName::parse(&role).map_err(|e| ApiError::Invalid(format!("role: {e}.")))?;
+    let (_, person) = target(&state, &id).await?;
+    let cap: Capability<AssignRole> =
+        allow(&state, &caller, Target::Grant { role: &role, to: &person }).await?;
+    if grant {
+        accounts::grant(&state, &caller, cap).await?;
+    } else {
+        accounts::revoke_role(&state, &caller, cap).await?;
+    }
+    let (user, person) = target(&state, &id).await?;
+    Ok(HttpResponse::Ok().json(UserView::of_person(&user, &person)))
 }
 
 /// Grants a role.
@@ -326,12 +338,7 @@ pub async fn grant_role(
     issuer: web::Data<Issuer>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&state, &issuer, &req, SCOPE_USERS).await?;
-    let (id, role) = path.into_inner();
-    let (_, _, cap) = role_target(&state, &caller, &id, &role).await?;
-    accounts::grant(&state, &caller, cap).await?;
-    let (user, person) = target(&state, &id).await?;
-    Ok(HttpResponse::Ok().json(UserView::of_person(&user, &person)))
+    change_role(req, state, issuer, path, true).await
 }
 
 /// Takes a role away.
@@ -344,12 +351,7 @@ pub async fn revoke_role(
     issuer: web::Data<Issuer>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&state, &issuer, &req, SCOPE_USERS).await?;
-    let (id, role) = path.into_inner();
-    let (_, _, cap) = role_target(&state, &caller, &id, &role).await?;
-    accounts::revoke_role(&state, &caller, cap).await?;
-    let (user, person) = target(&state, &id).await?;
-    Ok(HttpResponse::Ok().json(UserView::of_person(&user, &person)))
+    change_role(req, state, issuer, path, false).await
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
