@@ -47,6 +47,17 @@ pub async fn staff_in(app: &TestApp, username: &str, role_names: &[&str], org_pa
     insert_staff(app, username, role_names, None, Some(unit)).await
 }
 
+/// Gives `user` the email address `email`.
+pub async fn set_email(app: &TestApp, user: &User, email: &str) -> User {
+    use pramaan_server::store::users;
+    let (id, now) = (user.id.clone(), app.core.clock.now());
+    let change = users::ProfileChange {
+        email: Some(Some(pramaan_server::domain::Email::parse(email).unwrap())),
+        ..Default::default()
+    };
+    app.core.db.run(move |c| users::update_profile(c, &id, &change, now)).await.unwrap()
+}
+
 /// Pramaan's own console: an internal, first-party, public code-flow client with refresh
 /// tokens and every admin scope.
 pub async fn console_client(app: &TestApp) -> Registered {

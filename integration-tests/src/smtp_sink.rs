@@ -15,6 +15,97 @@ pub struct Received {
     pub data: String,
 }
 
+impl Received {
+    /// The message with its parts' transfer encodings undone: quoted-printable (soft line
+    /// breaks, `=XX`) everywhere, and the lines of base64 parts decoded.
+    pub fn decoded(&self) -> String {
+        use base64::Engine;
+        let mut out = String::new();
+        let mut base64_part = false;
+        let mut block = String::new();
+        for line in self.data.split("\r\n") {
+            if line.to_ascii_lowercase().starts_with("content-transfer-encoding: base64") {
+                base64_part = true;
+            } else if line.starts_with("--") {
+                base64_part = false;
+            }
+            if base64_part && !line.is_empty() && !line.contains(':') {
+                block.push_str(line);
+                continue;
+            }
+            if !block.is_empty() {
+                let bytes = base64::engine::general_purpose::STANDARD.decode(&block).unwrap_or_default();
+                out.push_str(&String::from_utf8_lossy(&bytes));
+                out.push_str("\r\n");
+                block.clear();
+            }
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+        quoted_printable(&out)
+    }
+
+    /// The first reset link (`…/password/reset?token=…`) in the message.
+    pub fn reset_link(&self) -> Option<String> {
+        let text = self.decoded();
+        let at = text.find("http")?;
+        let rest = &text[at..];
+        let start = rest.find("/password/reset?token=")?;
+        let end = start
+            + "/password/reset?token=".len()
+            + rest[start + "/password/reset?token=".len()..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                .unwrap_or(0);
+        Some(rest[..end].to_owned())
+    }
+}
+
+fn quoted_printable(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' {
+            if b.get(i + 1) == Some(&b'\r') && b.get(i + 2) == Some(&b'\n') {
+                i += 3;
+                continue;
+            }
+            if let (Some(h), Some(l)) = (b.get(i + 1), b.get(i + 2))
+                && let Ok(v) = u8::from_str_radix(&format!("{}{}", *h as char, *l as char), 16)
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `[mail]` settings that send through a sink on `port`, quickly, with no background worker
+/// (the test runs [`worker`] itself, so it knows what went).
+pub fn smtp_settings(port: u16) -> pramaan_server::config::MailSettings {
+    use pramaan_server::config::{MailSecurity, MailSettings, MailTransport};
+    let mut s = MailSettings { transport: MailTransport::Smtp, ..MailSettings::default() };
+    s.smtp.host = "127.0.0.1".into();
+    s.smtp.port = port;
+    s.smtp.security = MailSecurity::None;
+    s.smtp.timeout_secs = 5;
+    s.outbox.rate_per_sec = 1000;
+    s.outbox.lease_secs = 60;
+    s.outbox.worker = false;
+    s
+}
+
+/// An outbox worker of `app`, through its configured SMTP server.
+pub fn worker(app: &crate::TestApp) -> pramaan_server::mail::outbox::OutboxWorker {
+    use pramaan_server::mail::{Mailer, SmtpMailer};
+    let mailer: Arc<dyn Mailer> = Arc::new(SmtpMailer::new(app.core.settings.mail.clone()).unwrap());
+    pramaan_server::mail::outbox::OutboxWorker::new(app.core.clone(), mailer, &app.address)
+}
+
 /// A running sink; stops with the test's runtime.
 #[derive(Clone)]
 pub struct SmtpSink {

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod audit;
 pub mod bootstrap;
+pub mod campaigns;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -9,7 +9,7 @@ use pramaan_integration_tests::two_factor::fixed_clock;
 use pramaan_integration_tests::{TestApp, spawn_app_at};
 use pramaan_server::clock::FixedClock;
 use pramaan_server::domain::{AuditRecord, User, UserStatus};
-use pramaan_server::store::{audit_events, roles, users};
+use pramaan_server::store::{audit_events, campaigns, roles, users};
 use serde_json::{Value, json};
 
 const BLR: &str = "in/ka/blr";
@@ -39,6 +39,8 @@ struct World {
     console: String,
     vacc_blr: User,
     vacc_mys: User,
+    /// A campaign over BLR (recorded, nobody flagged).
+    campaign: String,
 }
 
 /// Two districts of one state, a vaccinator in a facility of each, the console.
@@ -48,7 +50,25 @@ async fn world() -> World {
     let vacc_blr = staff_in(&app, "vacc-blr", &["vaccinator"], &format!("{BLR}/phc-1")).await;
     let vacc_mys = staff_in(&app, "vacc-mys", &["vaccinator"], &format!("{MYS}/phc-2")).await;
     let console = console_client(&app).await.id;
-    World { app, clock, console, vacc_blr, vacc_mys }
+    let unit = pramaan_integration_tests::admin::org(&app, BLR).await.to_string();
+    let now = app.core.clock.now();
+    app.core
+        .db
+        .run(move |c| {
+            let audience = campaigns::AudienceFilter { org: Some(BLR.into()), ..Default::default() };
+            let new = campaigns::NewCampaign {
+                id: "route-check",
+                kind: campaigns::CampaignKind::Breach,
+                reason: "route check",
+                audience: &audience,
+                org_unit_id: Some(&unit),
+                launched_by: "cli:test",
+            };
+            campaigns::create(c, &new, now)
+        })
+        .await
+        .unwrap();
+    World { app, clock, console, vacc_blr, vacc_mys, campaign: "route-check".into() }
 }
 
 #[tokio::test]
@@ -317,7 +337,13 @@ async fn a_sensitive_action_with_a_thirty_minute_old_login_asks_for_a_step_up() 
 /// The path and body that call route `r` on `vacc_blr` (and its district, and the console
 /// client), so that the request reaches the route's decision.
 fn call_for(w: &World, r: &pramaan_server::admin::Route) -> (String, Option<Value>) {
-    let id = if r.path.starts_with("/clients") { w.console.as_str() } else { w.vacc_blr.id.as_str() };
+    let id = if r.path.starts_with("/clients") {
+        w.console.as_str()
+    } else if r.path.starts_with("/password-reset-campaigns") {
+        w.campaign.as_str()
+    } else {
+        w.vacc_blr.id.as_str()
+    };
     let path = r.path.replace("{id}", id).replace("{role}", "vaccinator");
     let path = match r.path {
         "/users" if r.method == "GET" => format!("{path}?org={BLR}"),
@@ -333,6 +359,9 @@ fn call_for(w: &World, r: &pramaan_server::admin::Route) -> (String, Option<Valu
             "username": "route-check", "display_name": "Route check", "org_unit": format!("{BLR}/phc-1"), "roles": []
         })),
         ("PATCH", _) => Some(json!({ "display_name": "Route check" })),
+        ("POST", "/password-reset-campaigns") => {
+            Some(json!({ "audience": { "org": BLR }, "reason": "route check" }))
+        }
         ("POST", "/org-units") => {
             Some(json!({ "path": format!("{BLR}/phc-9"), "name": "PHC 9", "kind": "facility" }))
         }
@@ -365,6 +394,7 @@ async fn every_route_refused(w: &World, token: &str, which: impl Fn(&pramaan_ser
     let denied = audit(&w.app, "admin.denied").await;
     assert_eq!(denied.len() - before, called, "each refusal is audited");
     assert_eq!(status_of(&w.app, &w.vacc_blr).await, UserStatus::Active, "nothing changed");
+    assert!(!users_named(&w.app, "vacc-blr").await.must_change_password, "no campaign flagged anyone");
     let id = w.vacc_blr.id.clone();
     let held = w.app.core.db.run(move |c| roles::roles_of(c, &id)).await.unwrap();
     assert_eq!(held.len(), 1, "the roles are unchanged");

@@ -38,10 +38,11 @@ async fn help_lists_every_command() {
     let names = |c: &clap::Command| c.get_subcommands().map(|s| s.get_name().to_owned()).collect::<Vec<_>>();
     assert_eq!(
         names(&cli),
-        ["serve", "migrate", "config", "user", "org", "audit", "keys", "client", "policy"]
+        ["serve", "migrate", "config", "user", "org", "audit", "keys", "client", "policy", "campaign"]
     );
     let sub = |n: &str| names(cli.find_subcommand(n).unwrap());
     assert_eq!(sub("config"), ["show"]);
+    assert_eq!(sub("campaign"), ["start", "status", "cancel", "list"]);
     assert_eq!(sub("user"), ["create", "list", "show", "disable", "enable", "mfa-reset", "import"]);
     assert_eq!(sub("org"), ["create", "list"]);
     assert_eq!(sub("audit"), ["verify", "export"]);

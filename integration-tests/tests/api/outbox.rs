@@ -3,37 +3,18 @@
 //! again (nor lost); temporary failures wait and retry, permanent ones fail; two workers on one
 //! database never send one message twice.
 
-use std::sync::Arc;
-
 use chrono::TimeDelta;
-use pramaan_integration_tests::smtp_sink::SmtpSink;
+use pramaan_integration_tests::smtp_sink::{SmtpSink, smtp_settings, worker};
 use pramaan_integration_tests::two_factor::fixed_clock;
 use pramaan_integration_tests::{TestApp, spawn_app_at};
 use pramaan_server::clock::FixedClock;
-use pramaan_server::config::{MailSecurity, MailSettings, MailTransport};
-use pramaan_server::mail::outbox::{OutboxWorker, Round};
+use pramaan_server::mail::outbox::Round;
 use pramaan_server::mail::{Email, Mailer, SmtpMailer};
 use pramaan_server::store::{outbox, write_transaction};
 
-fn mail_to(port: u16) -> MailSettings {
-    let mut s = MailSettings { transport: MailTransport::Smtp, ..MailSettings::default() };
-    s.smtp.host = "127.0.0.1".into();
-    s.smtp.port = port;
-    s.smtp.security = MailSecurity::None;
-    s.smtp.timeout_secs = 5;
-    s.outbox.rate_per_sec = 1000;
-    s.outbox.lease_secs = 60;
-    s
-}
-
 async fn app_mailing(port: u16) -> (TestApp, FixedClock) {
     let clock = fixed_clock();
-    (spawn_app_at(clock.clone(), |s| s.mail = mail_to(port)).await, clock)
-}
-
-fn worker(app: &TestApp) -> OutboxWorker {
-    let mailer: Arc<dyn Mailer> = Arc::new(SmtpMailer::new(app.core.settings.mail.clone()).unwrap());
-    OutboxWorker::new(app.core.clone(), mailer)
+    (spawn_app_at(clock.clone(), |s| s.mail = smtp_settings(port)).await, clock)
 }
 
 async fn enqueue(app: &TestApp, n: usize) -> Vec<String> {

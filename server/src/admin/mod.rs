@@ -6,6 +6,7 @@
 mod accounts;
 mod audit;
 pub mod caller;
+mod campaigns;
 mod clients;
 pub mod error;
 pub mod openapi;
@@ -33,6 +34,8 @@ pub const SCOPE_POLICY: &str = "admin.policy";
 pub const SCOPE_CLIENTS: &str = "admin.clients";
 /// The scope an access token needs to read the audit trail.
 pub const SCOPE_AUDIT: &str = "admin.audit";
+/// The scope an access token needs for the password-reset campaign routes.
+pub const SCOPE_CAMPAIGNS: &str = "admin.campaigns";
 
 /// One admin route: what it is, the scope its token needs and the policy action it asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +93,9 @@ admin_routes! {
     get "/policy" => policy::current, SCOPE_POLICY, PolicyRead;
     post "/policy/validate" => policy::validate, SCOPE_POLICY, PolicyRead;
     post "/policy/reload" => policy::reload, SCOPE_POLICY, PolicyManage;
+    post "/password-reset-campaigns" => campaigns::launch, SCOPE_CAMPAIGNS, CampaignLaunch;
+    get "/password-reset-campaigns/{id}" => campaigns::read, SCOPE_CAMPAIGNS, UserList;
+    post "/password-reset-campaigns/{id}/cancel" => campaigns::cancel, SCOPE_CAMPAIGNS, CampaignLaunch;
 }
 
 impl Route {

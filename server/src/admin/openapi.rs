@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ServerBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{audit, clients, org_units, policy, users};
+use super::{audit, campaigns, clients, org_units, policy, users};
 
 /// An RFC 9457 problem: what every error of this API answers, as `application/problem+json`.
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -52,6 +52,9 @@ pub struct ProblemDoc {
         policy::current,
         policy::validate,
         policy::reload,
+        campaigns::launch,
+        campaigns::read,
+        campaigns::cancel,
     ),
     components(schemas(ProblemDoc)),
     modifiers(&Conventions),
@@ -60,7 +63,8 @@ pub struct ProblemDoc {
         (name = "org-units", description = "The organisation tree and the roles"),
         (name = "clients", description = "OAuth clients"),
         (name = "audit", description = "The audit trail"),
-        (name = "policy", description = "The role policies")
+        (name = "policy", description = "The role policies"),
+        (name = "campaigns", description = "Forced password-reset campaigns")
     )
 )]
 pub struct ApiDoc;

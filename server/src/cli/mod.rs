@@ -2,6 +2,7 @@
 //! output passed in ([`Io`]), so the tests run commands in-process exactly as the binary does.
 
 mod audit;
+mod campaign;
 pub mod client;
 pub mod import;
 mod keys;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Check the role policies (Cedar) and run their test cases.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Forced password-reset campaigns: launch, watch, cancel.
+    #[command(subcommand)]
+    Campaign(campaign::CampaignCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +186,7 @@ async fn run(cli: Cli, env: Vec<(String, String)>, io: &mut Io) -> CliResult {
         Command::Audit(cmd) => audit::run(&core()?, &actor, cmd, io).await,
         Command::Keys(cmd) => keys::run(&core()?, &actor, cmd, io).await,
         Command::Client(cmd) => client::run(&core()?, &actor, cmd, io).await,
+        Command::Campaign(cmd) => campaign::run(&core()?, &actor, cmd, io).await,
         Command::Policy(cmd) if cmd.needs_database() => policy::run_stored(&core()?, &actor, cmd, io).await,
         Command::Policy(cmd) => policy::run(cmd, io),
     }

@@ -79,6 +79,8 @@ pub struct OutboxSettings {
     pub lease_secs: u64,
     /// Seconds between looks for due messages.
     pub poll_secs: u64,
+    /// Whether this instance runs a worker (every instance may: they never send a row twice).
+    pub worker: bool,
 }
 
 impl Default for OutboxSettings {
@@ -90,6 +92,7 @@ impl Default for OutboxSettings {
             retry_base_secs: 30,
             lease_secs: 300,
             poll_secs: 2,
+            worker: true,
         }
     }
 }

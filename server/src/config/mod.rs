@@ -203,6 +203,10 @@ pub struct PasswordSettings {
     pub max_concurrent_hashes: usize,
     /// Shortest password accepted when one is set.
     pub min_length: usize,
+    /// How long a reset link works from when its mail is sent.
+    pub reset_link_ttl_secs: u64,
+    /// How long a reset code sent by text message works.
+    pub reset_code_ttl_secs: u64,
 }
 
 impl Default for PasswordSettings {
@@ -214,6 +218,8 @@ impl Default for PasswordSettings {
             argon2_parallelism: p.parallelism,
             max_concurrent_hashes: 0,
             min_length: 12,
+            reset_link_ttl_secs: 1800,
+            reset_code_ttl_secs: 600,
         }
     }
 }
@@ -475,6 +481,12 @@ impl Settings {
         }
         if p.min_length < 8 {
             return Err(ConfigError::new("password.min_length", "must be at least 8"));
+        }
+        if !(60..=86_400).contains(&p.reset_link_ttl_secs) || !(60..=3600).contains(&p.reset_code_ttl_secs) {
+            return Err(ConfigError::new(
+                "password.reset_link_ttl_secs",
+                "reset links work 60 s to a day, reset codes 60 s to an hour",
+            ));
         }
         crate::domain::Username::parse(&self.bootstrap.admin_username)
             .map_err(|e| ConfigError::new("bootstrap.admin_username", e.to_string()))?;

@@ -31,6 +31,8 @@ pub struct Application {
     /// Picks up policy sets reloaded anywhere; reloads on SIGHUP.
     policy_watch: AbortOnDrop,
     policy_hangup: AbortOnDrop,
+    /// Sends the outbox (`[mail.outbox] worker`).
+    outbox_worker: AbortOnDrop,
     state: AppState,
 }
 
@@ -67,6 +69,13 @@ impl Application {
         let policy_watch = AbortOnDrop(crate::policy::reload::spawn_poller(state.core.clone()));
         let policy_hangup = AbortOnDrop(crate::policy::reload::spawn_on_hangup(state.core.clone()));
         let revocation_feed = AbortOnDrop(crate::oidc::revocation_feed::RevocationFeed::spawn(state.clone()));
+        let outbox_worker = AbortOnDrop(if settings.mail.outbox.worker {
+            let mailer =
+                crate::mail::mailer(&settings.mail, &settings.data_dir).map_err(StartError::Other)?;
+            crate::mail::outbox::OutboxWorker::new(state.core.clone(), mailer, &url).spawn()
+        } else {
+            None
+        });
         let issuer = web::Data::new(Issuer {
             audience: settings.tokens.access_token_audience.clone().unwrap_or_else(|| url.clone()),
             issuer: url.clone(),
@@ -118,6 +127,7 @@ impl Application {
             revocation_feed,
             policy_watch,
             policy_hangup,
+            outbox_worker,
             state: kept,
         })
     }
@@ -144,6 +154,7 @@ impl Application {
         let _revocation_feed = self.revocation_feed;
         let _policy_watch = self.policy_watch;
         let _policy_hangup = self.policy_hangup;
+        let _outbox_worker = self.outbox_worker;
         let result = self.server.await;
         drop(self.issuance_flush);
         // Tallies of the minute in progress would otherwise be lost with the process.

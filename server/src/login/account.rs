@@ -205,8 +205,17 @@ async fn change_password(
     let Ok(hash) = state.core.passwords.hash(SecretString::from(new.to_owned())).await else {
         return pages::unavailable(&req);
     };
-    let (id, now) = (v.user.id.clone(), state.core.clock.now());
-    if state.core.db.run(move |c| users::set_password_hash(c, &id, &hash, true, now)).await.is_err() {
+    let (user, now, log) = (v.user.clone(), state.core.clock.now(), state.core.audit.clone());
+    let stored = state
+        .core
+        .db
+        .run(move |c| {
+            crate::store::write_transaction(c, |c| {
+                crate::campaigns::store_new_password(c, &log, &user, &hash, now)
+            })
+        })
+        .await;
+    if stored.is_err() {
         return pages::unavailable(&req);
     }
     // Whoever else knew the old password is signed out everywhere; this browser stays.

@@ -12,6 +12,7 @@ mod lockout;
 pub mod pages;
 mod password;
 mod password_change;
+mod reset;
 pub mod rules;
 mod second_factor;
 pub mod session;
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     second_factor::configure(cfg);
     account::configure(cfg);
     enroll::configure(cfg);
+    reset::configure(cfg);
     cfg.route("/static/login.css", web::get().to(stylesheet));
 }
 

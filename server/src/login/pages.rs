@@ -103,7 +103,58 @@ pub struct Text {
     pub account_codes_replaced: &'static str,
     pub account_wrong_code: &'static str,
     pub account_needs_factor: &'static str,
+    /// The forgotten-password pages.
+    pub reset: &'static ResetText,
 }
+
+/// The words of the forgotten-password and reset pages.
+#[derive(Debug)]
+pub struct ResetText {
+    pub forgot_link: &'static str,
+    pub forgot_title: &'static str,
+    pub forgot_intro: &'static str,
+    pub send_link: &'static str,
+    pub sent_title: &'static str,
+    pub sent_message: &'static str,
+    pub code_intro: &'static str,
+    pub code_label: &'static str,
+    pub use_code: &'static str,
+    pub wrong_code: &'static str,
+    pub title: &'static str,
+    pub for_account: &'static str,
+    pub factor_intro: &'static str,
+    pub set_password: &'static str,
+    pub done_title: &'static str,
+    pub done_message: &'static str,
+    pub link_dead_title: &'static str,
+    pub link_dead_message: &'static str,
+    pub ask_again: &'static str,
+}
+
+pub const RESET_EN: ResetText = ResetText {
+    forgot_link: "Forgot your password?",
+    forgot_title: "Reset your password",
+    forgot_intro: "Enter your username. We will send a reset link to the email address of the account, \
+                   or a code to its phone if it has no email address.",
+    send_link: "Send",
+    sent_title: "Check your email or phone",
+    sent_message: "If an account with that username exists, a reset link is on its way to its email \
+                   address, or a code to its phone. The link works for 30 minutes and only once.",
+    code_intro: "Got a code by text message? Enter it here.",
+    code_label: "Code from the text message",
+    use_code: "Continue",
+    wrong_code: "That code is not right or no longer works. Check it, or ask for a new one.",
+    title: "Set a new password",
+    for_account: "For the account",
+    factor_intro: "Your account has a second factor. Prove it before you choose a new password.",
+    set_password: "Set the new password",
+    done_title: "Your password is set",
+    done_message: "Your new password works now. Every other sign-in of your account has been ended; \
+                   sign in again with the new password.",
+    link_dead_title: "This link no longer works",
+    link_dead_message: "The link was already used, has expired, or is not complete. Ask for a new one.",
+    ask_again: "Ask for a new link",
+};
 
 pub const EN: Text = Text {
     lang: "en",
@@ -209,6 +260,7 @@ pub const EN: Text = Text {
     account_needs_factor: "To set up an app here, sign in with a second factor (such as a code by text message) \
                            within the last ten minutes. If your account has no second factor, ask your \
                            administrator.",
+    reset: &RESET_EN,
 };
 
 /// The catalogue for a request (only English so far; `Accept-Language` picks once Hindi
@@ -263,6 +315,35 @@ pub struct LogoutPage<'a> {
     pub post_logout_redirect_uri: Option<&'a str>,
     pub state: Option<&'a str>,
     pub client_id: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+pub struct ForgotPage<'a> {
+    pub t: &'a Text,
+    pub csrf: &'a str,
+    /// After a request: the "check your email or phone" page with the code form.
+    pub sent: bool,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+pub struct ResetPage<'a> {
+    pub t: &'a Text,
+    pub csrf: &'a str,
+    pub username: &'a str,
+    /// `factor` or `password`.
+    pub step: &'a str,
+    /// On the factor step: `totp`, `sms` or `recovery`.
+    pub method: &'a str,
+    pub prompt: String,
+    pub others: Vec<MethodLink<'a>>,
+    pub code_sent: bool,
+    pub min_length: usize,
+    pub rule_length: String,
+    pub notice: Option<String>,
+    pub error: Option<String>,
 }
 
 #[derive(Template)]

@@ -15,7 +15,6 @@ use super::{
 use crate::domain::{AuditEvent, Outcome, User};
 use crate::oidc::Issuer;
 use crate::state::AppState;
-use crate::store::users;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/login/password", web::get().to(show)).route("/login/password", web::post().to(submit));
@@ -113,8 +112,17 @@ async fn submit(
             return pages::unavailable(&req);
         }
     };
-    let (id, now) = (user.id.clone(), state.core.clock.now());
-    if let Err(e) = state.core.db.run(move |c| users::set_password_hash(c, &id, &hash, true, now)).await {
+    let (account, now, log) = (user.clone(), state.core.clock.now(), state.core.audit.clone());
+    let stored = state
+        .core
+        .db
+        .run(move |c| {
+            crate::store::write_transaction(c, |c| {
+                crate::campaigns::store_new_password(c, &log, &account, &hash, now)
+            })
+        })
+        .await;
+    if let Err(e) = stored {
         tracing::error!(error = ?e, "storing the new password failed");
         return pages::unavailable(&req);
     }

@@ -68,6 +68,24 @@ pub struct BrowserSession {
     /// A new authenticator app being set up from the account page.
     #[serde(default)]
     pub account_enrolling: Option<AccountEnrollment>,
+    /// A password reset under way in this browser (the link or code was proven).
+    #[serde(default)]
+    pub reset: Option<ResetFlow>,
+    /// The username the forgotten-password page was last given here (its code form needs it,
+    /// and the page must not show it).
+    #[serde(default)]
+    pub reset_requested: Option<String>,
+}
+
+/// A reset link or code proven in this browser: the reset it belongs to, and whether the
+/// account's second factor has been proven too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetFlow {
+    pub reset_id: String,
+    pub user_id: UserId,
+    /// The reset came by text message (the phone is proven already).
+    pub via_sms: bool,
+    pub factor_done: bool,
 }
 
 /// A new app's secret on its way from the account page's proof to its confirming code.
@@ -86,6 +104,8 @@ impl BrowserSession {
             pending: Vec::new(),
             partial: None,
             account_enrolling: None,
+            reset: None,
+            reset_requested: None,
         }
     }
 

@@ -13,6 +13,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 pub mod outbox;
+pub mod templates;
 
 use crate::config::{MailSecurity, MailSettings, MailTransport};
 

@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 
+use super::templates::{Purpose, ResetMail};
 use super::{Email, MailError, Mailer};
 use crate::state::Core;
-use crate::store::{DbError, outbox, write_transaction};
+use crate::store::campaigns::{self, CampaignKind};
+use crate::store::outbox::OutboxMessage;
+use crate::store::{DbError, outbox, password_resets, users, write_transaction};
 
 /// What one round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,18 +25,123 @@ pub struct Round {
     pub failed: usize,
     /// Rows a stopped worker left sending, settled now.
     pub unconfirmed: usize,
+    /// Messages no longer needed (cancelled campaign, password already set).
+    pub skipped: usize,
 }
 
 pub struct OutboxWorker {
     core: Core,
     mailer: Arc<dyn Mailer>,
+    /// The server's external base URL, for the links in messages.
+    public_url: String,
     /// This worker's name in the rows it claims.
     pub id: String,
 }
 
+/// What to do with a claimed message.
+enum Prepared {
+    Send(Email),
+    /// It no longer needs sending; why.
+    Skip(&'static str),
+}
+
+/// The keyed digest a reset link's token is stored as.
+pub fn reset_digest(digester: &crate::crypto::Digester, token: &str) -> String {
+    digester.digest("password-reset-link", token.as_bytes())
+}
+
 impl OutboxWorker {
-    pub fn new(core: Core, mailer: Arc<dyn Mailer>) -> Self {
-        Self { core, mailer, id: format!("worker-{}", crate::crypto::random_token(9)) }
+    pub fn new(core: Core, mailer: Arc<dyn Mailer>, public_url: &str) -> Self {
+        Self {
+            core,
+            mailer,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            id: format!("worker-{}", crate::crypto::random_token(9)),
+        }
+    }
+
+    /// The message to send for a claimed row. Mail about an account (a reset link) is
+    /// rendered now: the link is made here, its digest stored with a fresh expiry, and the
+    /// message goes to the account's current address. A campaign's mail to someone who has
+    /// meanwhile set a new password, or of a cancelled campaign, is not sent.
+    async fn prepare(&self, m: &OutboxMessage) -> Result<Prepared, DbError> {
+        let Some(user_id) = m.user_id.clone() else {
+            return Ok(Prepared::Send(Email {
+                to: m.recipient.clone(),
+                subject: m.subject.clone(),
+                text: m.text.clone(),
+                html: m.html.clone(),
+            }));
+        };
+        let token = crate::crypto::random_token(32);
+        let digest = reset_digest(&self.core.keys.digester, &token);
+        let now = self.core.clock.now();
+        let ttl = self.core.settings.password.reset_link_ttl_secs;
+        let expires = now + TimeDelta::seconds(i64::try_from(ttl).unwrap_or(1800));
+        let campaign_id = m.campaign_id.clone();
+        let found = self
+            .core
+            .db
+            .run(move |c| {
+                write_transaction(c, |c| {
+                    let id = crate::domain::UserId::from_string(user_id.clone());
+                    let Some(user) = users::find(c, &id)? else { return Ok(Err("the account is gone")) };
+                    if user.status != crate::domain::UserStatus::Active {
+                        return Ok(Err("the account is disabled"));
+                    }
+                    let Some(email) = user.email.clone() else { return Ok(Err("the account has no email")) };
+                    let mut purpose = Purpose::Reset;
+                    if let Some(cid) = &campaign_id {
+                        let Some(campaign) = campaigns::find(c, cid)? else {
+                            return Ok(Err("the campaign is gone"));
+                        };
+                        if campaign.state == "cancelled" {
+                            return Ok(Err("the campaign was cancelled"));
+                        }
+                        if campaigns::member_completed(c, cid, &user_id)? {
+                            return Ok(Err("the account already set a new password"));
+                        }
+                        purpose = match campaign.kind {
+                            CampaignKind::Breach => Purpose::Breach,
+                            CampaignKind::Onboarding => Purpose::Onboarding,
+                        };
+                    }
+                    password_resets::create(
+                        c,
+                        &password_resets::NewReset {
+                            digest: &digest,
+                            user_id: &user_id,
+                            campaign_id: campaign_id.as_deref(),
+                            channel: "email",
+                            expires_at: expires,
+                        },
+                        now,
+                    )?;
+                    Ok(Ok((user, email, purpose)))
+                })
+            })
+            .await?;
+        let (user, email, purpose) = match found {
+            Ok(v) => v,
+            Err(why) => return Ok(Prepared::Skip(why)),
+        };
+        let link = format!("{}/password/reset?token={token}", self.public_url);
+        let mail = ResetMail {
+            purpose,
+            organisation: &self.core.settings.mail.organisation_name,
+            to: email.as_str(),
+            display_name: &user.display_name,
+            username: user.username.as_str(),
+            link: &link,
+            ttl_secs: ttl,
+        };
+        match mail.render() {
+            Ok(e) => Ok(Prepared::Send(e)),
+            Err(e) => {
+                tracing::error!(error = ?e, "a message failed to render");
+                Ok(Prepared::Skip("the message failed to render"))
+            }
+        }
     }
 
     /// Settles abandoned rows, claims one batch of due messages and sends them.
@@ -57,11 +165,14 @@ impl OutboxWorker {
             if i > 0 {
                 tokio::time::sleep(gap).await;
             }
-            let email = Email {
-                to: m.recipient.clone(),
-                subject: m.subject.clone(),
-                text: m.text.clone(),
-                html: m.html.clone(),
+            let email = match self.prepare(&m).await? {
+                Prepared::Send(e) => e,
+                Prepared::Skip(why) => {
+                    let (id, worker) = (m.id.clone(), self.id.clone());
+                    self.core.db.run(move |c| outbox::mark_skipped(c, &id, &worker, why)).await?;
+                    round.skipped += 1;
+                    continue;
+                }
             };
             let result = self.mailer.send(&email, &m.id).await;
             let now = self.core.clock.now();
@@ -99,7 +210,7 @@ impl OutboxWorker {
             let poll = Duration::from_secs(self.core.settings.mail.outbox.poll_secs);
             loop {
                 match self.run_once().await {
-                    Ok(r) if r.sent + r.retried + r.failed > 0 => continue,
+                    Ok(r) if r.sent + r.retried + r.failed + r.skipped > 0 => continue,
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = ?e, "outbox round failed"),
                 }

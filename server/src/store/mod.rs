@@ -3,6 +3,7 @@
 //! rows to domain types at the boundary.
 
 pub mod audit_events;
+pub mod campaigns;
 pub mod clients;
 mod conn;
 pub mod consents;
@@ -10,6 +11,7 @@ pub mod factors;
 pub mod meta;
 pub mod org_units;
 pub mod outbox;
+pub mod password_resets;
 pub mod policy_sets;
 pub mod refresh_tokens;
 pub mod roles;

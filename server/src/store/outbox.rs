@@ -22,6 +22,10 @@ pub struct OutboxMessage {
     pub html: String,
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
+    /// Mail about an account whose body the worker renders when it sends (a reset link).
+    pub user_id: Option<String>,
+    /// The campaign it belongs to.
+    pub campaign_id: Option<String>,
 }
 
 #[derive(Queryable)]
@@ -40,6 +44,9 @@ struct Row {
     _last_error: Option<String>,
     created_at: chrono::NaiveDateTime,
     _sent_at: Option<chrono::NaiveDateTime>,
+    campaign_id: Option<String>,
+    user_id: Option<String>,
+    _priority: i32,
 }
 
 impl Row {
@@ -53,6 +60,8 @@ impl Row {
             html: self.html_body,
             attempts: self.attempts,
             created_at: from_db_time(self.created_at),
+            user_id: self.user_id,
+            campaign_id: self.campaign_id,
         }
     }
 }
@@ -89,6 +98,83 @@ pub fn enqueue(conn: &mut AnyConnection, m: &NewMessage<'_>, now: DateTime<Utc>)
     Ok(id)
 }
 
+/// Queues a password-reset mail for account `user_id` at `recipient`, due now, ahead of any
+/// campaign's. It has no body yet: the worker makes the link and renders the message when it
+/// sends, so no usable link is ever stored. Call inside the transaction that asks for it.
+pub fn enqueue_reset(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    recipient: &str,
+    now: DateTime<Utc>,
+) -> Result<String, DbError> {
+    let id = crate::crypto::random_token(16);
+    let now = to_db_time(now);
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::id.eq(&id),
+            outbox::kind.eq(KIND_RESET),
+            outbox::recipient.eq(recipient),
+            outbox::subject.eq(""),
+            outbox::text_body.eq(""),
+            outbox::html_body.eq(""),
+            outbox::state.eq("pending"),
+            outbox::attempts.eq(0),
+            outbox::next_attempt_at.eq(now),
+            outbox::created_at.eq(now),
+            outbox::user_id.eq(user_id),
+            outbox::priority.eq(0),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// The kind of a self-service reset mail.
+pub const KIND_RESET: &str = "reset";
+/// The kind of a campaign's mail.
+pub const KIND_CAMPAIGN: &str = "campaign";
+
+/// How many reset mails account `user_id` was sent, or has waiting, since `since`.
+pub fn resets_requested_since(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    since: DateTime<Utc>,
+) -> Result<i64, DbError> {
+    Ok(outbox::table
+        .filter(outbox::user_id.eq(user_id))
+        .filter(outbox::kind.eq(KIND_RESET))
+        .filter(outbox::created_at.ge(to_db_time(since)))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Stops the campaign's mail that has not gone out: its pending rows become `cancelled`.
+pub fn cancel_campaign(conn: &mut AnyConnection, campaign_id: &str) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        outbox::table.filter(outbox::campaign_id.eq(campaign_id)).filter(outbox::state.eq("pending")),
+    )
+    .set(outbox::state.eq("cancelled"))
+    .execute(conn)?)
+}
+
+/// How many of a campaign's messages are in each state.
+pub fn campaign_counts(
+    conn: &mut AnyConnection,
+    campaign_id: &str,
+) -> Result<std::collections::BTreeMap<String, i64>, DbError> {
+    let rows: Vec<(String, i64)> = outbox::table
+        .filter(outbox::campaign_id.eq(campaign_id))
+        .group_by(outbox::state)
+        .select((outbox::state, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Drops a claimed message that no longer needs sending (its campaign was cancelled, or its
+/// person already set a new password): `skipped`, with why.
+pub fn mark_skipped(conn: &mut AnyConnection, id: &str, worker: &str, why: &str) -> Result<bool, DbError> {
+    settle(conn, id, worker, "skipped", why)
+}
+
 #[derive(QueryableByName)]
 struct IdRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -110,7 +196,7 @@ pub fn claim(
     let ids: Vec<String> = match conn {
         AnyConnection::Postgresql(c) => diesel::sql_query(
             "SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
-             ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+             ORDER BY priority, next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED",
         )
         .bind::<diesel::sql_types::Timestamp, _>(at)
         .bind::<diesel::sql_types::BigInt, _>(limit)
@@ -120,7 +206,7 @@ pub fn claim(
         .collect(),
         AnyConnection::Sqlite(_) => outbox::table
             .filter(outbox::state.eq("pending").and(outbox::next_attempt_at.le(at)))
-            .order((outbox::created_at.asc(), outbox::id.asc()))
+            .order((outbox::priority.asc(), outbox::next_attempt_at.asc(), outbox::id.asc()))
             .limit(limit)
             .select(outbox::id)
             .load(conn)?,
@@ -140,7 +226,7 @@ pub fn claim(
         .filter(outbox::id.eq_any(&ids))
         .filter(outbox::claimed_by.eq(worker))
         .filter(outbox::state.eq("sending"))
-        .order((outbox::created_at.asc(), outbox::id.asc()))
+        .order((outbox::priority.asc(), outbox::next_attempt_at.asc(), outbox::id.asc()))
         .load(conn)?;
     Ok(rows.into_iter().map(Row::into_message).collect())
 }
@@ -195,6 +281,11 @@ pub fn mark_retry(
 
 /// Gives a message up (refused for good, or out of attempts).
 pub fn mark_failed(conn: &mut AnyConnection, id: &str, worker: &str, error: &str) -> Result<bool, DbError> {
+    settle(conn, id, worker, "failed", error)
+}
+
+/// Ends a claimed message in `state`, with why; false when the claim was lost meanwhile.
+fn settle(conn: &mut AnyConnection, id: &str, worker: &str, state: &str, why: &str) -> Result<bool, DbError> {
     let n = diesel::update(
         outbox::table
             .filter(outbox::id.eq(id))
@@ -202,9 +293,9 @@ pub fn mark_failed(conn: &mut AnyConnection, id: &str, worker: &str, error: &str
             .filter(outbox::state.eq("sending")),
     )
     .set((
-        outbox::state.eq("failed"),
+        outbox::state.eq(state),
         outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
-        outbox::last_error.eq(error),
+        outbox::last_error.eq(why),
     ))
     .execute(conn)?;
     Ok(n > 0)

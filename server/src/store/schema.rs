@@ -184,6 +184,57 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+        campaign_id -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        priority -> Integer,
+    }
+}
+
+diesel::table! {
+    reset_campaigns (id) {
+        id -> Text,
+        kind -> Text,
+        state -> Text,
+        reason -> Text,
+        audience -> Text,
+        org_unit_id -> Nullable<Text>,
+        launched_by -> Text,
+        launched_at -> Timestamp,
+        targeted -> BigInt,
+        completed -> BigInt,
+        milestone -> Integer,
+        finished_at -> Nullable<Timestamp>,
+        cancelled_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    campaign_audience (campaign_id, kind, value) {
+        campaign_id -> Text,
+        kind -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    campaign_members (campaign_id, user_id) {
+        campaign_id -> Text,
+        user_id -> Text,
+        completed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    password_resets (id) {
+        id -> Text,
+        digest -> Text,
+        user_id -> Text,
+        campaign_id -> Nullable<Text>,
+        channel -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        failed_tries -> Integer,
     }
 }
 
@@ -203,5 +254,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     consents,
     totp_factors,
-    recovery_codes
+    recovery_codes,
+    outbox,
+    reset_campaigns,
+    campaign_members,
+    password_resets
 );

@@ -1,0 +1,11 @@
+DROP INDEX outbox_user;
+DROP INDEX outbox_campaign;
+DROP INDEX outbox_due;
+ALTER TABLE outbox DROP COLUMN priority;
+ALTER TABLE outbox DROP COLUMN user_id;
+ALTER TABLE outbox DROP COLUMN campaign_id;
+CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+DROP TABLE password_resets;
+DROP TABLE campaign_members;
+DROP TABLE campaign_audience;
+DROP TABLE reset_campaigns;
