@@ -273,6 +273,10 @@ async fn a_dry_run_changes_nothing_and_a_cancelled_campaign_sends_no_more_mail()
     assert_eq!(dry.body["targeted"], 2);
     assert_eq!(dry.body["sample"], json!(["vacc-a", "vacc-b"]));
     assert!(!reload(&w.app, &a).await.must_change_password, "a dry run changes nothing");
+    // Everyone, but the administrator launching it keeps their session.
+    let everyone =
+        launch(&w, json!({ "audience": { "all": true }, "reason": "drill", "dry_run": true })).await;
+    assert_eq!(everyone.body["sample"], json!(["vacc-a", "vacc-b"]), "{:?}", everyone.body);
     assert_eq!(worker(&w.app).run_once().await.unwrap().sent, 0);
 
     // Bad audiences are refused with a clear problem and change nothing.

@@ -1,4 +1,3 @@
-DROP INDEX outbox_user;
 DROP INDEX outbox_campaign;
 DROP INDEX outbox_due;
 ALTER TABLE outbox DROP COLUMN priority;

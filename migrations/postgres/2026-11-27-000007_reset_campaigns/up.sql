@@ -65,4 +65,3 @@ ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 DROP INDEX outbox_due;
 CREATE INDEX outbox_due ON outbox (state, priority, next_attempt_at, id);
 CREATE INDEX outbox_campaign ON outbox (campaign_id, state);
-CREATE INDEX outbox_user ON outbox (user_id, created_at);

@@ -127,7 +127,7 @@ pub async fn launch(
         older_than_days: b.audience.older_than_days,
         usernames: b.audience.usernames,
     };
-    let (filter, chain) = campaigns::audience(&state.core, spec).await.map_err(|e| match e {
+    let (mut filter, chain) = campaigns::audience(&state.core, spec).await.map_err(|e| match e {
         AudienceError::Invalid(m) => ApiError::Invalid(m),
         AudienceError::NotFound(m) => ApiError::NotFound(m),
         AudienceError::Db(e) => ApiError::unexpected(&e),
@@ -137,6 +137,9 @@ pub async fn launch(
         "decisions": verdicts.iter().map(Verdict::reason).collect::<Vec<_>>(),
         "policy_version": verdicts.first().map(|v| v.version.clone()),
     });
+    // The administrator launching it keeps their session (they change their own password on
+    // the account page): cutting them off mid-incident would stop the response.
+    filter.except = Some(caller.user.id.to_string());
     let request = LaunchRequest {
         kind: b.kind.unwrap_or(CampaignKind::Breach),
         audience: filter,

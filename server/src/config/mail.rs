@@ -81,6 +81,8 @@ pub struct OutboxSettings {
     pub poll_secs: u64,
     /// Whether this instance runs a worker (every instance may: they never send a row twice).
     pub worker: bool,
+    /// Messages a worker sends at once, each on its own SMTP connection.
+    pub concurrency: usize,
 }
 
 impl Default for OutboxSettings {
@@ -93,6 +95,7 @@ impl Default for OutboxSettings {
             lease_secs: 300,
             poll_secs: 2,
             worker: true,
+            concurrency: 8,
         }
     }
 }
@@ -129,10 +132,14 @@ impl MailSettings {
             }
         }
         let o = &self.outbox;
-        if !(1..=1000).contains(&o.batch) || o.rate_per_sec == 0 || !(1..=50).contains(&o.max_attempts) {
+        if !(1..=1000).contains(&o.batch)
+            || o.rate_per_sec == 0
+            || !(1..=50).contains(&o.max_attempts)
+            || !(1..=64).contains(&o.concurrency)
+        {
             return Err(ConfigError::new(
                 "mail.outbox",
-                "batch 1..1000, rate_per_sec at least 1, max_attempts 1..50",
+                "batch 1..1000, rate_per_sec at least 1, max_attempts 1..50, concurrency 1..64",
             ));
         }
         // A lease shorter than a send could take would settle rows still being sent.

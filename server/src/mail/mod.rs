@@ -111,7 +111,12 @@ impl SmtpMailer {
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
             .port(s.port)
             .tls(tls)
-            .timeout(Some(Duration::from_secs(s.timeout_secs)));
+            .timeout(Some(Duration::from_secs(s.timeout_secs)))
+            // One connection per message the outbox worker sends at once.
+            .pool_config(
+                lettre::transport::smtp::PoolConfig::new()
+                    .max_size(u32::try_from(settings.outbox.concurrency).unwrap_or(8)),
+            );
         if let (Some(user), Some(password)) = (&s.username, &s.password) {
             builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
         }

@@ -29,6 +29,7 @@ pub struct Round {
     pub skipped: usize,
 }
 
+#[derive(Clone)]
 pub struct OutboxWorker {
     core: Core,
     mailer: Arc<dyn Mailer>,
@@ -36,6 +37,14 @@ pub struct OutboxWorker {
     public_url: String,
     /// This worker's name in the rows it claims.
     pub id: String,
+}
+
+/// What became of one message.
+enum Delivered {
+    Sent,
+    Retried,
+    Failed,
+    Skipped,
 }
 
 /// What to do with a claimed message.
@@ -144,7 +153,9 @@ impl OutboxWorker {
         }
     }
 
-    /// Settles abandoned rows, claims one batch of due messages and sends them.
+    /// Settles abandoned rows, claims one batch of due messages and sends them: at most
+    /// `rate_per_sec` started a second, at most `concurrency` at a time (an SMTP connection
+    /// each, from the transport's pool).
     pub async fn run_once(&self) -> Result<Round, DbError> {
         let s = self.core.settings.mail.outbox.clone();
         let now = self.core.clock.now();
@@ -161,46 +172,74 @@ impl OutboxWorker {
             .await?;
         let mut round = Round { unconfirmed, ..Round::default() };
         let gap = Duration::from_secs_f64(1.0 / f64::from(s.rate_per_sec));
+        let permits = Arc::new(tokio::sync::Semaphore::new(s.concurrency.max(1)));
+        let mut sending = tokio::task::JoinSet::new();
         for (i, m) in batch.into_iter().enumerate() {
             if i > 0 {
                 tokio::time::sleep(gap).await;
             }
-            let email = match self.prepare(&m).await? {
-                Prepared::Send(e) => e,
-                Prepared::Skip(why) => {
-                    let (id, worker) = (m.id.clone(), self.id.clone());
-                    self.core.db.run(move |c| outbox::mark_skipped(c, &id, &worker, why)).await?;
-                    round.skipped += 1;
-                    continue;
-                }
-            };
-            let result = self.mailer.send(&email, &m.id).await;
-            let now = self.core.clock.now();
-            let (id, worker) = (m.id.clone(), self.id.clone());
-            match result {
-                Ok(()) => {
-                    self.core.db.run(move |c| outbox::mark_sent(c, &id, &worker, now)).await?;
-                    round.sent += 1;
-                }
-                Err(e @ MailError::Temporary(_)) if m.attempts < s.max_attempts => {
-                    // 2^(attempts-1) × base, at most an hour.
-                    let factor = 1u64 << u32::try_from(m.attempts.clamp(1, 20) - 1).unwrap_or(0);
-                    let wait = s.retry_base_secs.saturating_mul(factor).min(3600);
-                    let next = now + TimeDelta::seconds(i64::try_from(wait).unwrap_or(3600));
-                    let why = e.to_string();
-                    tracing::warn!(message = %m.id, attempts = m.attempts, error = %why, "mail not sent; will retry");
-                    self.core.db.run(move |c| outbox::mark_retry(c, &id, &worker, next, &why)).await?;
-                    round.retried += 1;
-                }
-                Err(e) => {
-                    let why = e.to_string();
-                    tracing::error!(message = %m.id, attempts = m.attempts, error = %why, "mail given up");
-                    self.core.db.run(move |c| outbox::mark_failed(c, &id, &worker, &why)).await?;
-                    round.failed += 1;
-                }
+            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+            let w = self.clone();
+            sending.spawn(async move {
+                let outcome = w.deliver(m).await;
+                drop(permit);
+                outcome
+            });
+        }
+        let mut first_error = None;
+        while let Some(done) = sending.join_next().await {
+            match done {
+                Ok(Ok(Delivered::Sent)) => round.sent += 1,
+                Ok(Ok(Delivered::Retried)) => round.retried += 1,
+                Ok(Ok(Delivered::Failed)) => round.failed += 1,
+                Ok(Ok(Delivered::Skipped)) => round.skipped += 1,
+                Ok(Err(e)) => first_error = first_error.or(Some(e)),
+                // A panicked send leaves its row `sending`: settled as unconfirmed after the
+                // lease, never sent twice.
+                Err(e) => first_error = first_error.or(Some(DbError::Join(e.to_string()))),
             }
         }
-        Ok(round)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(round),
+        }
+    }
+
+    /// Sends one claimed message and marks it.
+    async fn deliver(&self, m: OutboxMessage) -> Result<Delivered, DbError> {
+        let s = &self.core.settings.mail.outbox;
+        let (id, worker) = (m.id.clone(), self.id.clone());
+        let email = match self.prepare(&m).await? {
+            Prepared::Send(e) => e,
+            Prepared::Skip(why) => {
+                self.core.db.run(move |c| outbox::mark_skipped(c, &id, &worker, why)).await?;
+                return Ok(Delivered::Skipped);
+            }
+        };
+        let result = self.mailer.send(&email, &m.id).await;
+        let now = self.core.clock.now();
+        match result {
+            Ok(()) => {
+                self.core.db.run(move |c| outbox::mark_sent(c, &id, &worker, now)).await?;
+                Ok(Delivered::Sent)
+            }
+            Err(e @ MailError::Temporary(_)) if m.attempts < s.max_attempts => {
+                // 2^(attempts-1) × base, at most an hour.
+                let factor = 1u64 << u32::try_from(m.attempts.clamp(1, 20) - 1).unwrap_or(0);
+                let wait = s.retry_base_secs.saturating_mul(factor).min(3600);
+                let next = now + TimeDelta::seconds(i64::try_from(wait).unwrap_or(3600));
+                let why = e.to_string();
+                tracing::warn!(message = %m.id, attempts = m.attempts, error = %why, "mail not sent; will retry");
+                self.core.db.run(move |c| outbox::mark_retry(c, &id, &worker, next, &why)).await?;
+                Ok(Delivered::Retried)
+            }
+            Err(e) => {
+                let why = e.to_string();
+                tracing::error!(message = %m.id, attempts = m.attempts, error = %why, "mail given up");
+                self.core.db.run(move |c| outbox::mark_failed(c, &id, &worker, &why)).await?;
+                Ok(Delivered::Failed)
+            }
+        }
     }
 
     /// Runs a round every `poll_secs` (at once again after a full batch) until aborted.

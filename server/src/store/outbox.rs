@@ -133,20 +133,6 @@ pub const KIND_RESET: &str = "reset";
 /// The kind of a campaign's mail.
 pub const KIND_CAMPAIGN: &str = "campaign";
 
-/// How many reset mails account `user_id` was sent, or has waiting, since `since`.
-pub fn resets_requested_since(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    since: DateTime<Utc>,
-) -> Result<i64, DbError> {
-    Ok(outbox::table
-        .filter(outbox::user_id.eq(user_id))
-        .filter(outbox::kind.eq(KIND_RESET))
-        .filter(outbox::created_at.ge(to_db_time(since)))
-        .count()
-        .get_result(conn)?)
-}
-
 /// Stops the campaign's mail that has not gone out: its pending rows become `cancelled`.
 pub fn cancel_campaign(conn: &mut AnyConnection, campaign_id: &str) -> Result<usize, DbError> {
     Ok(diesel::update(
