@@ -197,9 +197,35 @@ pub async fn launch(core: &Core, req: LaunchRequest) -> Result<Launched, DbError
             })
         })
         .await?;
+    // The flagging runs on its own task: a client that hangs up, or a proxy that times out,
+    // does not stop it half way.
+    let (core2, by) = (core.clone(), req.launched_by.clone());
+    let campaign = tokio::spawn(async move { flag_all(&core2, &id, &by).await })
+        .await
+        .map_err(|e| DbError::Join(e.to_string()))??;
+    Ok(Launched::Launched(Box::new(campaign)))
+}
+
+/// Goes on with a campaign whose launch stopped half way (the process ended while it was
+/// `launching`): takes the rest of its audience, from the account after the last one taken.
+pub async fn resume(core: &Core, id: &str, by: &str) -> Result<Campaign, DbError> {
+    let cid = id.to_owned();
+    let c = core.db.run(move |c| campaigns::find(c, &cid)).await?.ok_or(DbError::NotFound)?;
+    if c.state != "launching" {
+        return Err(DbError::Conflict(format!("the campaign is {}, not launching", c.state)));
+    }
+    flag_all(core, id, by).await
+}
+
+/// Takes the audience of campaign `id` batch by batch until none is left, then moves it on
+/// from `launching` (audited).
+async fn flag_all(core: &Core, id: &str, by: &str) -> Result<Campaign, DbError> {
     let started = std::time::Instant::now();
     loop {
-        let cid = id.clone();
+        let cid = id.to_owned();
+        // Each batch cuts off at its own instant: a login made while earlier batches were
+        // flagged is older than this batch's cut-off.
+        let now = core.clock.now();
         let taken = core
             .db
             .run(move |c| {
@@ -217,7 +243,7 @@ pub async fn launch(core: &Core, req: LaunchRequest) -> Result<Launched, DbError
         }
     }
     let audit = core.audit.clone();
-    let (cid, by) = (id.clone(), req.launched_by.clone());
+    let (cid, by) = (id.to_owned(), by.to_owned());
     let finished = core.clock.now();
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let campaign = core
@@ -240,7 +266,7 @@ pub async fn launch(core: &Core, req: LaunchRequest) -> Result<Launched, DbError
         })
         .await?;
     tracing::info!(campaign = %campaign.id, targeted = campaign.targeted, elapsed_ms, "campaign launched");
-    Ok(Launched::Launched(Box::new(campaign)))
+    Ok(campaign)
 }
 
 fn new_campaign<'a>(id: &'a str, r: &'a LaunchRequest) -> NewCampaign<'a> {

@@ -17,6 +17,7 @@ use pramaan_server::clock::FixedClock;
 use pramaan_server::config::MailSettings;
 use pramaan_server::domain::{Email, User, Username};
 use pramaan_server::store::audit_events::AuditFilter;
+use pramaan_server::store::campaigns::{AudienceFilter, CampaignKind, NewCampaign};
 use pramaan_server::store::users;
 use serde_json::{Value, json};
 
@@ -273,6 +274,8 @@ async fn a_dry_run_changes_nothing_and_a_cancelled_campaign_sends_no_more_mail()
     assert_eq!(dry.body["targeted"], 2);
     assert_eq!(dry.body["sample"], json!(["vacc-a", "vacc-b"]));
     assert!(!reload(&w.app, &a).await.must_change_password, "a dry run changes nothing");
+    let kept = w.app.core.db.run(|c| pramaan_server::store::campaigns::list(c, 10)).await.unwrap();
+    assert!(kept.is_empty(), "a dry run leaves no campaign behind: {kept:?}");
     // Everyone, but the administrator launching it keeps their session.
     let everyone =
         launch(&w, json!({ "audience": { "all": true }, "reason": "drill", "dry_run": true })).await;
@@ -413,6 +416,32 @@ async fn the_cli_starts_a_campaign_and_reports_its_status_as_json() {
     );
     let twice = run_cli(&["campaign", "cancel", id, "--reason", "again"], &env, "").await;
     assert!(!twice.ok() && twice.stderr.contains("already ended"), "{}", twice.stderr);
+    // A launch that stopped half way (recorded, nobody taken yet) is taken up again.
+    let unit = pramaan_integration_tests::admin::org(&w.app, BLR).await.to_string();
+    let now = w.app.core.clock.now();
+    w.app
+        .core
+        .db
+        .run(move |c| {
+            let audience = AudienceFilter { org: Some(BLR.into()), ..Default::default() };
+            let new = NewCampaign {
+                id: "stopped",
+                kind: CampaignKind::Breach,
+                reason: "stopped half way",
+                audience: &audience,
+                org_unit_id: Some(&unit),
+                launched_by: "cli:tester",
+            };
+            pramaan_server::store::campaigns::create(c, &new, now)
+        })
+        .await
+        .unwrap();
+    let resumed = run_cli(&["campaign", "resume", "stopped", "--json"], &env, "").await;
+    assert!(resumed.ok(), "{}", resumed.stderr);
+    let r: Value = serde_json::from_str(&resumed.stdout).unwrap();
+    assert_eq!((r["state"].as_str(), r["targeted"].as_i64()), (Some("running"), Some(2)), "{r}");
+    let again = run_cli(&["campaign", "resume", "stopped"], &env, "").await;
+    assert!(!again.ok() && again.stderr.contains("not launching"), "{}", again.stderr);
     // Refusals: no audience, both --all and a filter, an unknown campaign.
     let none = run_cli(&["campaign", "start", "--reason", "x"], &env, "").await;
     assert!(!none.ok() && none.stderr.contains("audience"), "{}", none.stderr);

@@ -42,7 +42,7 @@ async fn help_lists_every_command() {
     );
     let sub = |n: &str| names(cli.find_subcommand(n).unwrap());
     assert_eq!(sub("config"), ["show"]);
-    assert_eq!(sub("campaign"), ["start", "status", "cancel", "list"]);
+    assert_eq!(sub("campaign"), ["start", "status", "cancel", "resume", "list"]);
     assert_eq!(sub("user"), ["create", "list", "show", "disable", "enable", "mfa-reset", "import"]);
     assert_eq!(sub("org"), ["create", "list"]);
     assert_eq!(sub("audit"), ["verify", "export"]);

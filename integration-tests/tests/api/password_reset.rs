@@ -122,14 +122,22 @@ async fn a_reset_link_works_once_ends_every_login_and_expires() {
         .post("/password/reset", &[("csrf", &csrf), ("new_password", "short"), ("confirm_password", "short")])
         .await;
     assert_eq!(weak.status(), 200);
-    assert!(weak.text().await.unwrap().contains("At least"));
+    assert!(weak.text().await.unwrap().contains("Use at least 12 characters."));
     let same = b
         .post(
             "/password/reset",
             &[("csrf", &csrf), ("new_password", PASSWORD), ("confirm_password", PASSWORD)],
         )
         .await;
-    assert!(same.text().await.unwrap().contains("current"), "the current password is not a new one");
+    assert!(
+        same.text().await.unwrap().contains("Choose a password different from your current one."),
+        "the current password is not a new one"
+    );
+    assert_eq!(
+        reload(&app, &asha).await.password_changed_at,
+        asha.password_changed_at,
+        "refusals change nothing"
+    );
     let done = b
         .post(
             "/password/reset",
@@ -236,6 +244,11 @@ async fn the_second_factor_is_never_bypassed_and_wrong_codes_burn_the_link() {
         last = Some(r.status().as_u16());
     }
     assert_eq!(last, Some(410), "the last wrong code burns the link");
+    let after = reload(&app, &v).await;
+    assert!(
+        after.failed_logins >= i32::try_from(tries).unwrap() || after.locked_until.is_some(),
+        "each guess was charged to the account: {after:?}"
+    );
     let again = Browser::new(&app).get(&link).await;
     assert_eq!(again.status(), 410);
     assert_eq!(reload(&app, &v).await.password_changed_at, v.password_changed_at);
@@ -262,11 +275,18 @@ async fn an_account_without_email_gets_a_code_by_text_message() {
     let code: String = text.chars().take(8).collect();
     assert!(code.chars().all(|c| c.is_ascii_digit()), "{text}");
     assert!(sink.received().is_empty(), "no mail for an account without email");
-    // A wrong code: the same page with an error; the right one: the new-password form (the
-    // phone is proven; the account has no other factor).
+    // A wrong code: the same page with an error, exactly as for a username that does not
+    // exist; the right one: the new-password form (the phone is proven; no other factor).
     let wrong = b.post("/password/code", &[("csrf", &csrf), ("code", "00000000")]).await;
     assert_eq!(wrong.status(), 200);
-    assert!(wrong.text().await.unwrap().contains("not right"));
+    let wrong_body = wrong.text().await.unwrap();
+    assert!(wrong_body.contains("That code is not right"), "{wrong_body}");
+    let stranger = Browser::new(&app);
+    let (_, page) = ask(&stranger, "nobody-here").await;
+    let their_csrf = hidden(&page, "csrf").unwrap();
+    let theirs = stranger.post("/password/code", &[("csrf", &their_csrf), ("code", "00000000")]).await;
+    assert_eq!(theirs.status(), 200);
+    assert_eq!(csrf_free(&theirs.text().await.unwrap()), csrf_free(&wrong_body), "the same answer");
     let right = b.post("/password/code", &[("csrf", &csrf), ("code", &code)]).await;
     assert_eq!(right.status(), 303);
     let html = b.follow(right).await.text().await.unwrap();

@@ -31,6 +31,12 @@ pub enum CampaignCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Go on with a launch that stopped half way (the process ended while it was launching).
+    Resume {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// The latest campaigns, newest first.
     List {
         #[arg(long)]
@@ -84,6 +90,14 @@ pub async fn run(core: &Core, actor: &str, cmd: CampaignCommand, io: &mut Io) ->
             }
             let p = campaigns::cancel(core, &id, actor, &reason).await?;
             show(io, &p, json)
+        }
+        CampaignCommand::Resume { id, json } => {
+            let c = campaigns::resume(core, &id, actor).await.map_err(|e| match e {
+                crate::store::DbError::NotFound => anyhow!("no campaign '{id}'"),
+                other => anyhow!("{other}"),
+            })?;
+            let p = core.db.run(move |conn| campaigns::progress(conn, &c.id)).await?;
+            show(io, &p.ok_or_else(|| anyhow!("the campaign vanished"))?, json)
         }
         CampaignCommand::List { json } => {
             let all = core.db.run(|c| crate::store::campaigns::list(c, 50)).await?;

@@ -214,6 +214,24 @@ async fn send_reset(
     ip: Option<std::net::IpAddr>,
     user_agent: Option<String>,
 ) -> Result<(), String> {
+    // At most 30 requests an hour from one address (IPv6: its /64), whatever they name.
+    if let Some(ip) = ip {
+        let net = match ip.to_canonical() {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        };
+        let n = state
+            .sessions
+            .increment(&format!("reset-request-ip:{net}"), Duration::from_secs(3600))
+            .await
+            .map_err(|e| e.to_string())?;
+        if n > 30 {
+            return Ok(());
+        }
+    }
     let Ok(name) = Username::parse(username) else { return Ok(()) };
     let user =
         state.core.db.run(move |c| users::find_by_username(c, &name)).await.map_err(|e| e.to_string())?;
@@ -273,6 +291,21 @@ async fn send_reset(
             .await;
         return Ok(());
     };
+    // At most five reset codes a day to one phone number (SMS pumping, harassment).
+    let day = now.timestamp().div_euclid(86_400);
+    let phone_key = format!(
+        "reset-sms-phone:{}:{day}",
+        state.core.keys.digester.digest("reset-sms-phone", phone.as_str().as_bytes())
+    );
+    if state.sessions.increment(&phone_key, Duration::from_secs(86_400)).await.map_err(|e| e.to_string())? > 5
+    {
+        let _ = state
+            .core
+            .audit
+            .append(record("password.reset.request", Outcome::Denied, json!({ "reason": "daily SMS cap" })))
+            .await;
+        return Ok(());
+    }
     let code = eight_digits();
     let digest = code_digest(state, &user.id, &code);
     let ttl = state.core.settings.password.reset_code_ttl_secs;
@@ -337,41 +370,54 @@ async fn code(
     let wrong =
         |loaded: &Loaded| forgot_page(&loaded.session.csrf, true, Some(t.reset.wrong_code), StatusCode::OK);
     let typed: String = form.get("code").unwrap_or("").chars().filter(|c| c.is_ascii_digit()).collect();
-    let Some(name) = loaded.session.reset_requested.clone().and_then(|n| Username::parse(&n).ok()) else {
-        return wrong(&loaded);
-    };
-    let user = match state.core.db.run(move |c| users::find_by_username(c, &name)).await {
-        Ok(u) => u,
-        Err(e) => {
-            tracing::error!(error = ?e, "could not read the account");
-            return pages::unavailable(&req);
-        }
-    };
-    let Some(user) = user.filter(|u| u.status == UserStatus::Active) else { return wrong(&loaded) };
-    // Wrong codes count per account: after `mfa.max_tries` its codes are thrown away.
-    let tries_key = format!("reset-code-tries:{}", user.id);
-    let now = state.core.clock.now();
-    let digest = code_digest(&state, &user.id, &typed);
+    let asked = loaded.session.reset_requested.clone().unwrap_or_default();
+    // The same work, in the same order, for every username (known, unknown, disabled), so
+    // the answer's timing says nothing about which exist: a lookup, a digest lookup, a count.
+    let name = Username::parse(&asked).ok();
+    let user =
+        match state.core.db.run(move |c| name.map_or(Ok(None), |n| users::find_by_username(c, &n))).await {
+            Ok(u) => u.filter(|u| u.status == UserStatus::Active),
+            Err(e) => {
+                tracing::error!(error = ?e, "could not read the account");
+                return pages::unavailable(&req);
+            }
+        };
+    let owner = user.as_ref().map_or_else(|| UserId::from_string(String::from("-")), |u| u.id.clone());
+    let digest = code_digest(&state, &owner, &typed);
     let found = match state.core.db.run(move |c| password_resets::find_by_digest(c, &digest)).await {
         Ok(r) => r,
         Err(_) => return pages::unavailable(&req),
     };
-    let found = found
-        .filter(|r| r.channel == "sms" && r.user_id == user.id.as_str() && r.live(now) && typed.len() == 8);
-    let Some(reset) = found else {
+    // Wrong codes count per typed username: after `mfa.max_tries` its codes are thrown away.
+    let tries_key = format!(
+        "reset-code-tries:{}",
+        state.core.keys.digester.digest("reset-code-tries", asked.to_lowercase().as_bytes())
+    );
+    let spent = match state.sessions.get(&tries_key).await {
+        Ok(v) => v.and_then(|b| String::from_utf8(b).ok()?.parse::<u64>().ok()).unwrap_or(0),
+        Err(_) => return pages::unavailable(&req),
+    } >= u64::from(state.core.settings.mfa.max_tries);
+    let now = state.core.clock.now();
+    let found = found.filter(|r| {
+        !spent && r.channel == "sms" && r.user_id == owner.as_str() && r.live(now) && typed.len() == 8
+    });
+    let (Some(user), Some(reset)) = (user, found) else {
         let tries = state.sessions.increment(&tries_key, Duration::from_secs(3600)).await.unwrap_or(u64::MAX);
-        if tries >= u64::from(state.core.settings.mfa.max_tries) {
-            let id = user.id.clone();
+        if tries >= u64::from(state.core.settings.mfa.max_tries) && owner.as_str() != "-" {
+            let id = owner.clone();
             let _ = state.core.db.run(move |c| password_resets::drop_codes_of(c, id.as_str())).await;
         }
-        audit(
-            &state,
-            &req,
-            AuditEvent::new(format!("user:{}", user.username), "password.reset.code", Outcome::Failure)
-                .target(format!("user:{}", user.id))
-                .details(json!({ "reason": "wrong or expired code" })),
-        )
-        .await;
+        if owner.as_str() != "-" {
+            let event = AuditEvent::new("anonymous", "password.reset.code", Outcome::Failure)
+                .target(format!("user:{owner}"))
+                .details(json!({ "reason": "wrong or expired code" }));
+            let log = state.core.audit.clone();
+            tokio::spawn(async move {
+                if let Err(e) = log.append(event).await {
+                    tracing::error!(error = ?e, "could not audit a wrong reset code");
+                }
+            });
+        }
         return wrong(&loaded);
     };
     let _ = state.sessions.delete(&tries_key).await;
@@ -574,6 +620,17 @@ async fn factor(
         let view = View { method, code_sent: false, notice: None, error: Some(t.form_expired.to_owned()) };
         return render(&state, &csrf, &s, view, StatusCode::FORBIDDEN);
     }
+    // Charged against the account before it is checked, as at sign-in: parallel guesses, or
+    // guesses spread over fresh links, cannot outrun the account's lock.
+    let now = state.core.clock.now();
+    match super::password::charge_attempt(&state.core, &s.user, now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let view = View { method, code_sent: false, notice: None, error: Some(t.locked.to_owned()) };
+            return render(&state, &csrf, &s, view, StatusCode::TOO_MANY_REQUESTS);
+        }
+        Err(_) => return pages::unavailable(&req),
+    }
     let typed = form.get("code").unwrap_or("");
     let right = match method {
         "totp" => match check_app_code(&state, &s.user, typed).await {
@@ -635,6 +692,11 @@ async fn factor(
             .details(json!({ "method": method })),
     )
     .await;
+    // The right code clears its charge (as a completed sign-in does).
+    let id = s.user.id.clone();
+    if state.core.db.run(move |c| users::admit_charged(c, &id)).await.is_err() {
+        return pages::unavailable(&req);
+    }
     if let Some(flow) = loaded.session.reset.as_mut() {
         flow.factor_done = true;
     }

@@ -27,6 +27,8 @@ pub struct Round {
     pub unconfirmed: usize,
     /// Messages no longer needed (cancelled campaign, password already set).
     pub skipped: usize,
+    /// Messages whose claim ran out before they were sent (left as settled).
+    pub lost: usize,
 }
 
 #[derive(Clone)]
@@ -45,6 +47,8 @@ enum Delivered {
     Retried,
     Failed,
     Skipped,
+    /// The claim ran out before it was sent (another worker settled it): not sent.
+    Lost,
 }
 
 /// What to do with a claimed message.
@@ -193,6 +197,7 @@ impl OutboxWorker {
                 Ok(Ok(Delivered::Retried)) => round.retried += 1,
                 Ok(Ok(Delivered::Failed)) => round.failed += 1,
                 Ok(Ok(Delivered::Skipped)) => round.skipped += 1,
+                Ok(Ok(Delivered::Lost)) => round.lost += 1,
                 Ok(Err(e)) => first_error = first_error.or(Some(e)),
                 // A panicked send leaves its row `sending`: settled as unconfirmed after the
                 // lease, never sent twice.
@@ -209,7 +214,30 @@ impl OutboxWorker {
     async fn deliver(&self, m: OutboxMessage) -> Result<Delivered, DbError> {
         let s = &self.core.settings.mail.outbox;
         let (id, worker) = (m.id.clone(), self.id.clone());
-        let email = match self.prepare(&m).await? {
+        // The batch may have waited (rate, concurrency): the claim is renewed for one more
+        // lease before anything is sent, or the message is left alone if it was lost.
+        let until = self.core.clock.now() + TimeDelta::seconds(i64::try_from(s.lease_secs).unwrap_or(300));
+        let (i, w) = (id.clone(), worker.clone());
+        if !self.core.db.run(move |c| outbox::renew_claim(c, &i, &w, until)).await? {
+            return Ok(Delivered::Lost);
+        }
+        let prepared = match self.prepare(&m).await {
+            Ok(p) => p,
+            Err(e) => {
+                // Nothing was sent: try again later (a row left `sending` would be settled as
+                // perhaps delivered), or give up after the last attempt.
+                let why = format!("could not prepare the message: {e}");
+                if m.attempts >= s.max_attempts {
+                    self.core.db.run(move |c| outbox::mark_failed(c, &id, &worker, &why)).await?;
+                    return Ok(Delivered::Failed);
+                }
+                let next = self.core.clock.now()
+                    + TimeDelta::seconds(i64::try_from(s.retry_base_secs).unwrap_or(30));
+                self.core.db.run(move |c| outbox::mark_retry(c, &id, &worker, next, &why)).await?;
+                return Ok(Delivered::Retried);
+            }
+        };
+        let email = match prepared {
             Prepared::Send(e) => e,
             Prepared::Skip(why) => {
                 self.core.db.run(move |c| outbox::mark_skipped(c, &id, &worker, why)).await?;

@@ -58,6 +58,16 @@ pub struct AudienceFilter {
     /// Never this account (by id): the administrator who launches it keeps their session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub except: Option<String>,
+    /// How many usernames the audience lists (as stored: the list itself is only in
+    /// `campaign_audience`, so reading a campaign never parses a hundred thousand names).
+    #[serde(default)]
+    pub usernames_listed: usize,
+}
+
+impl AudienceFilter {
+    fn by_usernames(&self) -> bool {
+        !self.usernames.is_empty() || self.usernames_listed > 0
+    }
 }
 
 /// A new campaign, as recorded at launch.
@@ -237,7 +247,7 @@ fn audience_sql(campaign_id: &str, kind: CampaignKind, a: &AudienceFilter) -> (S
         );
         binds.push(Bind::Text(campaign_id.to_owned()));
     }
-    if !a.usernames.is_empty() {
+    if a.by_usernames() {
         sql.push_str(
             " AND u.username IN (SELECT a.value FROM campaign_audience a WHERE a.campaign_id = ? AND a.kind = 'user')",
         );
@@ -259,8 +269,11 @@ fn audience_sql(campaign_id: &str, kind: CampaignKind, a: &AudienceFilter) -> (S
 
 /// Records a campaign (state `launching`, nobody targeted yet) and its audience's lists.
 pub fn create(conn: &mut AnyConnection, new: &NewCampaign<'_>, now: DateTime<Utc>) -> Result<(), DbError> {
-    let audience = serde_json::to_string(new.audience)
-        .map_err(|e| DbError::Corrupt(format!("campaign audience: {e}")))?;
+    let mut stored = new.audience.clone();
+    stored.usernames_listed = stored.usernames.len();
+    stored.usernames = Vec::new();
+    let audience =
+        serde_json::to_string(&stored).map_err(|e| DbError::Corrupt(format!("campaign audience: {e}")))?;
     diesel::insert_into(reset_campaigns::table)
         .values((
             reset_campaigns::id.eq(new.id),
@@ -433,18 +446,18 @@ pub fn launch_batch(
     Ok(taken)
 }
 
-/// Moves a campaign from `launching` to `running` (or straight to `completed` when it
-/// targeted nobody).
+/// Moves a campaign from `launching` to `running`, or straight to `completed` when everyone
+/// it targeted is already done (nobody, or all completed while it launched). A campaign
+/// cancelled meanwhile stays cancelled.
 pub fn finish_launch(conn: &mut AnyConnection, id: &str, now: DateTime<Utc>) -> Result<Campaign, DbError> {
     let c = find(conn, id)?.ok_or(DbError::NotFound)?;
-    if c.targeted == 0 {
-        diesel::update(reset_campaigns::table.find(id))
+    let launching = reset_campaigns::table.find(id).filter(reset_campaigns::state.eq("launching"));
+    if c.completed >= c.targeted {
+        diesel::update(launching)
             .set((reset_campaigns::state.eq("completed"), reset_campaigns::finished_at.eq(to_db_time(now))))
             .execute(conn)?;
     } else {
-        diesel::update(reset_campaigns::table.find(id).filter(reset_campaigns::state.eq("launching")))
-            .set(reset_campaigns::state.eq("running"))
-            .execute(conn)?;
+        diesel::update(launching).set(reset_campaigns::state.eq("running")).execute(conn)?;
     }
     find(conn, id)?.ok_or(DbError::NotFound)
 }

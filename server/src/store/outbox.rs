@@ -10,6 +10,16 @@ use diesel::prelude::*;
 use super::schema::outbox;
 use super::{AnyConnection, DbError, from_db_time, to_db_time};
 
+/// The row `id` while `worker` holds its claim (still `sending`, claimed by it).
+macro_rules! claimed {
+    ($id:expr, $worker:expr) => {
+        outbox::table
+            .filter(outbox::id.eq($id))
+            .filter(outbox::claimed_by.eq($worker))
+            .filter(outbox::state.eq("sending"))
+    };
+}
+
 /// A message waiting or being sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
@@ -225,18 +235,13 @@ pub fn mark_sent(
     worker: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, DbError> {
-    let n = diesel::update(
-        outbox::table
-            .filter(outbox::id.eq(id))
-            .filter(outbox::claimed_by.eq(worker))
-            .filter(outbox::state.eq("sending")),
-    )
-    .set((
-        outbox::state.eq("sent"),
-        outbox::sent_at.eq(to_db_time(now)),
-        outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
-    ))
-    .execute(conn)?;
+    let n = diesel::update(claimed!(id, worker))
+        .set((
+            outbox::state.eq("sent"),
+            outbox::sent_at.eq(to_db_time(now)),
+            outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
+        ))
+        .execute(conn)?;
     Ok(n > 0)
 }
 
@@ -248,20 +253,30 @@ pub fn mark_retry(
     next: DateTime<Utc>,
     error: &str,
 ) -> Result<bool, DbError> {
-    let n = diesel::update(
-        outbox::table
-            .filter(outbox::id.eq(id))
-            .filter(outbox::claimed_by.eq(worker))
-            .filter(outbox::state.eq("sending")),
-    )
-    .set((
-        outbox::state.eq("pending"),
-        outbox::next_attempt_at.eq(to_db_time(next)),
-        outbox::claimed_by.eq(None::<String>),
-        outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
-        outbox::last_error.eq(error),
-    ))
-    .execute(conn)?;
+    let n = diesel::update(claimed!(id, worker))
+        .set((
+            outbox::state.eq("pending"),
+            outbox::next_attempt_at.eq(to_db_time(next)),
+            outbox::claimed_by.eq(None::<String>),
+            outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
+            outbox::last_error.eq(error),
+        ))
+        .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Extends `worker`'s claim on a message to `until` just before it is sent. False when the
+/// claim was lost (its lease ran out while the batch waited and the row was settled): the
+/// message must not be sent.
+pub fn renew_claim(
+    conn: &mut AnyConnection,
+    id: &str,
+    worker: &str,
+    until: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let n = diesel::update(claimed!(id, worker))
+        .set(outbox::claimed_until.eq(to_db_time(until)))
+        .execute(conn)?;
     Ok(n > 0)
 }
 
@@ -272,18 +287,13 @@ pub fn mark_failed(conn: &mut AnyConnection, id: &str, worker: &str, error: &str
 
 /// Ends a claimed message in `state`, with why; false when the claim was lost meanwhile.
 fn settle(conn: &mut AnyConnection, id: &str, worker: &str, state: &str, why: &str) -> Result<bool, DbError> {
-    let n = diesel::update(
-        outbox::table
-            .filter(outbox::id.eq(id))
-            .filter(outbox::claimed_by.eq(worker))
-            .filter(outbox::state.eq("sending")),
-    )
-    .set((
-        outbox::state.eq(state),
-        outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
-        outbox::last_error.eq(why),
-    ))
-    .execute(conn)?;
+    let n = diesel::update(claimed!(id, worker))
+        .set((
+            outbox::state.eq(state),
+            outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
+            outbox::last_error.eq(why),
+        ))
+        .execute(conn)?;
     Ok(n > 0)
 }
 
