@@ -89,7 +89,9 @@ impl TestApp {
         let mut settings = test_settings(&self.db, self.data_dir.path());
         // Behind one load balancer every node has the same public URL, hence the same issuer.
         settings.http.public_url = Some(self.address.clone());
-        let core = Core::init(settings, Arc::new(SystemClock), InitMode::Serve).expect("second core starts");
+        // The same clock: a test that moves it moves both instances.
+        let core =
+            Core::init(settings, self.core.clock.clone(), InitMode::Serve).expect("second core starts");
         let state = AppState::new(core.clone(), self.sessions.store.clone());
         let app = Application::build(state.clone()).expect("second server binds");
         let address = format!("http://127.0.0.1:{}", app.port());

@@ -359,6 +359,9 @@ fn call_for(w: &World, r: &pramaan_server::admin::Route) -> (String, Option<Valu
             "username": "route-check", "display_name": "Route check", "org_unit": format!("{BLR}/phc-1"), "roles": []
         })),
         ("PATCH", _) => Some(json!({ "display_name": "Route check" })),
+        ("POST", "/clients/suspensions" | "/clients/resumptions") => {
+            Some(json!({ "all": true, "reason": "route check" }))
+        }
         ("POST", "/password-reset-campaigns") => {
             Some(json!({ "audience": { "org": BLR }, "reason": "route check" }))
         }

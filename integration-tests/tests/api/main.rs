@@ -18,6 +18,7 @@ mod health;
 mod import;
 mod introspection;
 mod keys;
+mod kill_switch;
 mod mail;
 mod migrations;
 mod outbox;

@@ -11,8 +11,9 @@ use super::caller::{Caller, authenticate};
 use super::error::ApiError;
 use super::{SCOPE_CLIENTS, allow};
 use crate::domain::{Client, ClientCategory, ClientId, ClientStatus};
+use crate::oidc::client_changes::ClientSelector;
 use crate::oidc::{Issuer, client_changes};
-use crate::policy::actions::{ManageClient, ReadClient};
+use crate::policy::actions::{ManageClient, ReadClient, SuspendClients};
 use crate::policy::{AdminAction, Capability, ClientFacts, Target};
 use crate::state::AppState;
 use crate::store::{DbError, clients};
@@ -285,4 +286,122 @@ pub async fn rotate_secret(
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(NewSecret { client: ClientView::of(&client), client_secret: secret }))
+}
+
+/// Which clients, and why: exactly one of `all`, `category`, `ids`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkBody {
+    /// Every client but the `internal` ones (the console, the registry's introspection client).
+    #[serde(default)]
+    pub all: bool,
+    /// `government`, `private` or `internal`.
+    pub category: Option<String>,
+    /// These clients, whatever their category.
+    pub ids: Option<Vec<String>>,
+    /// Why (1 to 500 characters); kept in the audit trail.
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BulkResult {
+    /// How many clients changed.
+    pub count: usize,
+    /// The selector, as understood.
+    #[schema(value_type = Object)]
+    pub selector: serde_json::Value,
+    /// Their ids.
+    pub clients: Vec<String>,
+}
+
+fn selector(b: &BulkBody) -> Result<ClientSelector, ApiError> {
+    let given = usize::from(b.all) + usize::from(b.category.is_some()) + usize::from(b.ids.is_some());
+    if given != 1 {
+        return Err(ApiError::Invalid("Name the clients with exactly one of all, category, ids.".into()));
+    }
+    if let Some(c) = &b.category {
+        let cat = ClientCategory::parse(c).map_err(|e| ApiError::Invalid(format!("category: {e}.")))?;
+        return Ok(ClientSelector::Category(cat));
+    }
+    if let Some(ids) = &b.ids {
+        if ids.is_empty() || ids.len() > 10_000 || ids.iter().any(|i| i.is_empty() || i.len() > 128) {
+            return Err(ApiError::Invalid("ids: 1 to 10,000 client ids.".into()));
+        }
+        return Ok(ClientSelector::Ids(ids.iter().map(|i| ClientId::from_string(i.clone())).collect()));
+    }
+    Ok(ClientSelector::All)
+}
+
+async fn set_status_many(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+    body: web::Json<BulkBody>,
+    status: ClientStatus,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&state, &issuer, &req, SCOPE_CLIENTS).await?;
+    let b = body.into_inner();
+    let why = b.reason.trim().to_owned();
+    if why.is_empty() || why.chars().count() > 500 || why.chars().any(char::is_control) {
+        return Err(ApiError::Invalid("Say why in reason (at most 500 characters, on one line).".into()));
+    }
+    let sel = selector(&b)?;
+    let chosen = client_changes::select(&state.core, &sel).await.map_err(changed)?;
+    // Asked first for the kill switch itself (a client standing for the selection), then for
+    // each client it takes: one refusal refuses all.
+    let category = match &sel {
+        ClientSelector::Category(c) => *c,
+        _ => ClientCategory::Private,
+    };
+    let whole = ClientFacts { id: "*", category, first_party: false };
+    let cap: Capability<SuspendClients> = allow(&state, &caller, Target::Client(whole)).await?;
+    for c in &chosen {
+        let _each: Capability<SuspendClients> =
+            allow(&state, &caller, Target::Client(ClientFacts::of(c))).await?;
+    }
+    if status == ClientStatus::Suspended && chosen.iter().any(|c| c.id == caller.client) {
+        return Err(ApiError::Conflict(
+            "The selection takes the client your own token comes from: suspending it would cut you off. \
+             Leave it out, or use the CLI."
+                .into(),
+        ));
+    }
+    let decided = json!({ "decision": cap.verdict().reason(), "policy_version": cap.verdict().version });
+    client_changes::set_status_many(&state.core, &caller.actor(), &sel, &chosen, status, &why, decided)
+        .await
+        .map_err(changed)?;
+    refresh(&state).await;
+    Ok(HttpResponse::Ok().json(BulkResult {
+        count: chosen.len(),
+        selector: sel.describe(),
+        clients: chosen.iter().map(|c| c.id.to_string()).collect(),
+    }))
+}
+
+/// The kill switch: suspends every client (but the internal ones), a category, or a list, at
+/// once. Their tokens die on every instance within a second; new requests get
+/// `invalid_client`. National administrators with a recent sign-in only (`client.suspend_bulk`).
+#[utoipa::path(post, path = "/clients/suspensions", tag = "clients", request_body = BulkBody,
+    responses((status = 200, description = "The clients suspended.", body = BulkResult)),
+    security(("bearer" = ["admin.clients"])))]
+pub async fn suspend_many(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+    body: web::Json<BulkBody>,
+) -> Result<HttpResponse, ApiError> {
+    set_status_many(req, state, issuer, body, ClientStatus::Suspended).await
+}
+
+/// Resumes clients the same way (tokens from before the suspension stay dead).
+#[utoipa::path(post, path = "/clients/resumptions", tag = "clients", request_body = BulkBody,
+    responses((status = 200, description = "The clients resumed.", body = BulkResult)),
+    security(("bearer" = ["admin.clients"])))]
+pub async fn resume_many(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    issuer: web::Data<Issuer>,
+    body: web::Json<BulkBody>,
+) -> Result<HttpResponse, ApiError> {
+    set_status_many(req, state, issuer, body, ClientStatus::Active).await
 }

@@ -85,6 +85,8 @@ admin_routes! {
     post "/org-units" => org_units::create, SCOPE_USERS, OrgManage;
     get "/roles" => org_units::list_roles, SCOPE_USERS, UserList;
     get "/clients" => clients::list, SCOPE_CLIENTS, ClientRead;
+    post "/clients/suspensions" => clients::suspend_many, SCOPE_CLIENTS, ClientSuspendBulk;
+    post "/clients/resumptions" => clients::resume_many, SCOPE_CLIENTS, ClientSuspendBulk;
     get "/clients/{id}" => clients::read, SCOPE_CLIENTS, ClientRead;
     post "/clients/{id}/suspend" => clients::suspend, SCOPE_CLIENTS, ClientManage;
     post "/clients/{id}/resume" => clients::resume, SCOPE_CLIENTS, ClientManage;

@@ -48,6 +48,8 @@ pub struct ProblemDoc {
         clients::suspend,
         clients::resume,
         clients::rotate_secret,
+        clients::suspend_many,
+        clients::resume_many,
         audit::list,
         policy::current,
         policy::validate,

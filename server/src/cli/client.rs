@@ -15,7 +15,7 @@ use crate::domain::{
 use crate::state::Core;
 use crate::store::{DbError, clients, meta, write_transaction};
 
-use crate::oidc::client_changes;
+use crate::oidc::client_changes::{self, ClientSelector};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ClientCommand {
@@ -41,18 +41,21 @@ pub enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Suspend a client: it gets no tokens, and every token it holds dies, also after a resume.
+    /// Suspend a client, or many at once (the kill switch): they get no tokens, and every token
+    /// they hold dies on every instance within a second, also after a resume.
     Suspend {
-        client_id: String,
+        #[command(flatten)]
+        which: Which,
         /// Why (recorded in the audit trail).
         #[arg(long)]
         reason: String,
         #[arg(long)]
         json: bool,
     },
-    /// Resume a suspended client (tokens from before the suspension stay dead).
+    /// Resume clients the same way (tokens from before the suspension stay dead).
     Resume {
-        client_id: String,
+        #[command(flatten)]
+        which: Which,
         #[arg(long)]
         reason: String,
         #[arg(long)]
@@ -163,13 +166,11 @@ pub async fn run(core: &Core, actor: &str, cmd: ClientCommand, io: &mut Io) -> C
                 .map_err(|e| not_found_as(e, &id))?;
             print_client(io, &client, Some(&secret), json)
         }
-        ClientCommand::Suspend { client_id, reason, json } => {
-            let client = set_status(core, actor, client_id, ClientStatus::Suspended, reason).await?;
-            print_client(io, &client, None, json)
+        ClientCommand::Suspend { which, reason, json } => {
+            change_status(core, actor, which, ClientStatus::Suspended, reason, json, io).await
         }
-        ClientCommand::Resume { client_id, reason, json } => {
-            let client = set_status(core, actor, client_id, ClientStatus::Active, reason).await?;
-            print_client(io, &client, None, json)
+        ClientCommand::Resume { which, reason, json } => {
+            change_status(core, actor, which, ClientStatus::Active, reason, json, io).await
         }
         ClientCommand::Delete { client_id, reason } => {
             let id = ClientId::from_string(client_id);
@@ -358,6 +359,73 @@ fn print_client(io: &mut Io, client: &Client, secret: Option<&str>, json: bool) 
         writeln!(out, "redirect URI:   {}", u.as_str())?;
     }
     writeln!(out, "token lifetime: {} s (refresh {} s)", r.access_token_ttl_secs, r.refresh_token_ttl_secs)?;
+    Ok(())
+}
+
+/// One client by id, or many: `--all` (every client but the internal ones), `--category C`, or
+/// `--ids ID…`.
+#[derive(Debug, clap::Args)]
+pub struct Which {
+    /// One client.
+    #[arg(conflicts_with_all = ["all", "category", "ids"], required_unless_present_any = ["all", "category", "ids"])]
+    client_id: Option<String>,
+    /// Every client except the internal ones (the console, the registry's introspection client).
+    #[arg(long, conflicts_with_all = ["category", "ids"])]
+    all: bool,
+    /// Every client of a category: government, private or internal.
+    #[arg(long, conflicts_with = "ids")]
+    category: Option<String>,
+    /// These clients (repeat, or separate with commas).
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    ids: Vec<String>,
+}
+
+async fn change_status(
+    core: &Core,
+    actor: &str,
+    which: Which,
+    status: ClientStatus,
+    reason: String,
+    json: bool,
+    io: &mut Io,
+) -> CliResult {
+    if let Some(id) = which.client_id {
+        let client = set_status(core, actor, id, status, reason).await?;
+        return print_client(io, &client, None, json);
+    }
+    if reason.trim().is_empty() {
+        bail!("--reason must say why");
+    }
+    let selector = if which.all {
+        ClientSelector::All
+    } else if let Some(c) = which.category {
+        ClientSelector::Category(ClientCategory::parse(&c).map_err(|e| anyhow::anyhow!("--category: {e}"))?)
+    } else {
+        ClientSelector::Ids(which.ids.into_iter().map(ClientId::from_string).collect())
+    };
+    let chosen = client_changes::select(core, &selector).await?;
+    let n = client_changes::set_status_many(
+        core,
+        actor,
+        &selector,
+        &chosen,
+        status,
+        reason.trim(),
+        serde_json::json!({}),
+    )
+    .await?;
+    let verb = if status == ClientStatus::Suspended { "suspended" } else { "resumed" };
+    if json {
+        let ids: Vec<&str> = chosen.iter().map(|c| c.id.as_str()).collect();
+        return print_json(
+            &mut io.stdout,
+            &serde_json::json!({ "count": n, "selector": selector.describe(), "clients": ids }),
+        );
+    }
+    writeln!(io.stdout, "{verb} {n} client(s)")?;
+    for c in &chosen {
+        writeln!(io.stdout, "  {}  {}  {}", c.id, c.registration.category.as_str(), c.registration.name)?;
+    }
     Ok(())
 }
 

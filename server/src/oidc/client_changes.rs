@@ -95,3 +95,86 @@ pub async fn set_status(
         })
         .await
 }
+
+/// Which clients a bulk suspension (the kill switch) or resumption takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientSelector {
+    /// Every client but the `internal` ones (Pramaan's console, the registry's introspection
+    /// client), so the operators do not lock themselves out.
+    All,
+    /// Every client of one category (`internal` only when named so).
+    Category(crate::domain::ClientCategory),
+    /// These clients, whatever their category.
+    Ids(Vec<ClientId>),
+}
+
+impl ClientSelector {
+    pub fn matches(&self, c: &Client) -> bool {
+        match self {
+            Self::All => c.registration.category != crate::domain::ClientCategory::Internal,
+            Self::Category(cat) => c.registration.category == *cat,
+            Self::Ids(ids) => ids.contains(&c.id),
+        }
+    }
+
+    /// For the audit trail and the answer.
+    pub fn describe(&self) -> serde_json::Value {
+        match self {
+            Self::All => json!({ "all": true }),
+            Self::Category(c) => json!({ "category": c.as_str() }),
+            Self::Ids(ids) => json!({ "ids": ids.iter().map(ClientId::as_str).collect::<Vec<_>>() }),
+        }
+    }
+}
+
+/// The clients `selector` takes now. Unknown ids are `NotFound` (naming the first).
+pub async fn select(core: &Core, selector: &ClientSelector) -> Result<Vec<Client>, DbError> {
+    let all = core.db.run(|c| clients::list(c, None)).await?;
+    if let ClientSelector::Ids(ids) = selector
+        && let Some(missing) = ids.iter().find(|id| !all.iter().any(|c| &c.id == *id))
+    {
+        tracing::debug!(client = %missing, "a bulk change names an unknown client");
+        return Err(DbError::NotFound);
+    }
+    Ok(all.into_iter().filter(|c| selector.matches(c)).collect())
+}
+
+/// Suspends or resumes every client of `chosen` (chosen by `selector`) in one transaction
+/// with one audit event (reason, selector, count) and one epoch bump: every instance drops
+/// them from its cache within a second; tokens issued before now are dead for good.
+pub async fn set_status_many(
+    core: &Core,
+    actor: &str,
+    selector: &ClientSelector,
+    chosen: &[Client],
+    status: ClientStatus,
+    reason: &str,
+    extra: serde_json::Value,
+) -> Result<usize, DbError> {
+    let now = core.clock.now();
+    let audit = core.audit.clone();
+    let ids: Vec<ClientId> = chosen.iter().map(|c| c.id.clone()).collect();
+    let action = match status {
+        ClientStatus::Suspended => "client.suspend_bulk",
+        ClientStatus::Active => "client.resume_bulk",
+    };
+    let event = AuditEvent::new(actor, action, Outcome::Success).target("clients").details(merged(
+        json!({
+            "reason": reason,
+            "selector": selector.describe(),
+            "count": ids.len(),
+            "clients": ids.iter().take(1000).map(ClientId::as_str).collect::<Vec<_>>(),
+        }),
+        extra,
+    ));
+    core.db
+        .run(move |c| {
+            write_transaction(c, |c| {
+                let n = clients::set_status_many(c, &ids, status, now)?;
+                meta::bump_revocation_epoch(c)?;
+                audit.append_with(c, vec![event])?;
+                Ok(n)
+            })
+        })
+        .await
+}

@@ -187,6 +187,29 @@ pub fn set_status(
     find(conn, id)?.ok_or(DbError::NotFound)
 }
 
+/// Suspends or resumes the clients `ids` in set-based statements (a thousand ids each), all
+/// cut off at `now` as [`set_status`] does. Returns how many rows changed.
+pub fn set_status_many(
+    conn: &mut AnyConnection,
+    ids: &[ClientId],
+    status: ClientStatus,
+    now: DateTime<Utc>,
+) -> Result<usize, DbError> {
+    let now = to_db_time(now);
+    let mut changed = 0;
+    for chunk in ids.chunks(1000) {
+        let keys: Vec<&str> = chunk.iter().map(ClientId::as_str).collect();
+        changed += diesel::update(clients::table.filter(clients::id.eq_any(keys)))
+            .set((
+                clients::status.eq(status.as_str()),
+                clients::tokens_valid_after.eq(now),
+                clients::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(changed)
+}
+
 /// Replaces the secret's digest: the old secret stops working at once. `NotFound` for an
 /// unknown id.
 pub fn set_secret_digest(
