@@ -18,6 +18,7 @@ pub mod revocation;
 pub mod revocation_feed;
 pub mod revoke;
 pub mod state_cache;
+pub mod status_list;
 pub mod token;
 pub mod user_tokens;
 pub mod userinfo;
