@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
 use pramaan_integration_tests::admin::{api, console_client, first_admin_login, staff_in};
-use pramaan_integration_tests::browser::{post_form, register_client};
+use pramaan_integration_tests::browser::{
+    Browser, PASSWORD, REDIRECT, code_for, post_form, public_client, register_client,
+};
 use pramaan_integration_tests::cli::{env_for, run_cli};
 use pramaan_integration_tests::spawn_app_at;
-use pramaan_integration_tests::two_factor::fixed_clock;
+use pramaan_integration_tests::two_factor::{fixed_clock, insert_staff};
 use pramaan_server::domain::{
     AuthMethod, ClientCategory, ClientId, ClientRegistration, ClientType, GrantType, Scope,
 };
@@ -297,6 +299,57 @@ async fn the_cli_suspends_and_resumes_a_category() {
     let both =
         run_cli(&["client", "suspend", "--all", "--category", "private", "--reason", "x"], &env, "").await;
     assert!(!both.ok());
+    // A field app (a private, public code-flow client) holding a person's refresh token:
+    // suspended by name, its refresh token stops working.
+    let field = public_client(&app, &["--category", "private"]).await;
+    insert_staff(&app, "asha", &[], None, None).await;
+    let (code, verifier) =
+        code_for(&app, &Browser::new(&app), &field.id, REDIRECT, "openid registry.read", "asha", PASSWORD)
+            .await;
+    let (status, tokens) = post_form(
+        &app,
+        "/token",
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &field.id),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let off = run_cli(&["client", "suspend", "--ids", &field.id, "--reason", "incident 7"], &env, "").await;
+    assert!(off.ok(), "{}", off.stderr);
+    let start = Instant::now();
+    loop {
+        let (status, body) = post_form(
+            &app,
+            "/token",
+            None,
+            &[("grant_type", "refresh_token"), ("client_id", &field.id), ("refresh_token", &refresh)],
+        )
+        .await;
+        if status != 200 {
+            // Before this instance's client cache catches up the token itself is refused (its
+            // client's cut-off moved); after, the client is.
+            assert!(body["error"] == "invalid_grant" || body["error"] == "invalid_client", "{body}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(2), "a suspended client's refresh token still works");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = post_form(
+        &app,
+        "/token",
+        None,
+        &[("grant_type", "refresh_token"), ("client_id", &field.id), ("refresh_token", &refresh)],
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "{body}");
     let back = run_cli(&["client", "resume", "--ids", &partner[0].id, "--reason", "cleared"], &env, "").await;
     assert!(back.ok(), "{}", back.stderr);
     assert!(back.stdout.contains("resumed 1 client"), "{}", back.stdout);
