@@ -14,7 +14,7 @@ fn list(n: usize, every: usize) -> StatusBits {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        s.set(usize::try_from(x % n as u64).unwrap_or(0));
+        let _ = s.set(usize::try_from(x % n as u64).unwrap_or(0));
     }
     s
 }

@@ -72,6 +72,21 @@ pub async fn authenticate(
         return Err(ApiError::InvalidToken);
     }
     if !claims.scope.as_deref().unwrap_or("").split(' ').any(|s| s == scope) {
+        // Audited like a policy refusal: an administrator reaching beyond what their roles
+        // gave their token is worth knowing about.
+        let uid = UserId::from_string(claims.sub.clone());
+        let name = match state.core.db.run(move |c| users::find(c, &uid)).await {
+            Ok(Some(u)) => format!("user:{}", u.username),
+            _ => format!("user-id:{}", claims.sub),
+        };
+        let event = crate::domain::AuditEvent::new(name, "admin.denied", crate::domain::Outcome::Denied)
+            .target(req.path().to_owned())
+            .details(serde_json::json!({
+                "reason": "the access token lacks the scope", "scope": scope, "method": req.method().as_str(),
+            }));
+        if let Err(e) = state.core.audit.append(event).await {
+            tracing::error!(error = ?e, "could not audit a refused admin request");
+        }
         return Err(ApiError::InsufficientScope(scope));
     }
     let uid = UserId::from_string(claims.sub.clone());

@@ -346,15 +346,19 @@ async fn set_status_many(
         return Err(ApiError::Invalid("Say why in reason (at most 500 characters, on one line).".into()));
     }
     let sel = selector(&b)?;
-    let chosen = client_changes::select(&state.core, &sel).await.map_err(changed)?;
-    // Asked first for the kill switch itself (a client standing for the selection), then for
-    // each client it takes: one refusal refuses all.
+    // Asked first for the kill switch itself (a client standing for the selection, of its
+    // category or, for all or a list, the widest: government), before anything is looked up;
+    // then for each client it takes: one refusal refuses all.
     let category = match &sel {
         ClientSelector::Category(c) => *c,
-        _ => ClientCategory::Private,
+        _ => ClientCategory::Government,
     };
     let whole = ClientFacts { id: "*", category, first_party: false };
     let cap: Capability<SuspendClients> = allow(&state, &caller, Target::Client(whole)).await?;
+    let chosen = client_changes::select(&state.core, &sel, status).await.map_err(|e| match e {
+        DbError::NotFound => ApiError::NotFound("ids names a client that does not exist.".into()),
+        other => changed(other),
+    })?;
     for c in &chosen {
         let _each: Capability<SuspendClients> =
             allow(&state, &caller, Target::Client(ClientFacts::of(c))).await?;

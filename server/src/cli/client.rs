@@ -393,8 +393,9 @@ async fn change_status(
         let client = set_status(core, actor, id, status, reason).await?;
         return print_client(io, &client, None, json);
     }
-    if reason.trim().is_empty() {
-        bail!("--reason must say why");
+    let reason = reason.trim().to_owned();
+    if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+        bail!("--reason must say why: 1 to 500 characters, on one line");
     }
     let selector = if which.all {
         ClientSelector::All
@@ -403,14 +404,17 @@ async fn change_status(
     } else {
         ClientSelector::Ids(which.ids.into_iter().map(ClientId::from_string).collect())
     };
-    let chosen = client_changes::select(core, &selector).await?;
+    let chosen = client_changes::select(core, &selector, status).await.map_err(|e| match e {
+        DbError::NotFound => anyhow::anyhow!("--ids names a client that does not exist"),
+        other => anyhow::anyhow!("{other}"),
+    })?;
     let n = client_changes::set_status_many(
         core,
         actor,
         &selector,
         &chosen,
         status,
-        reason.trim(),
+        &reason,
         serde_json::json!({}),
     )
     .await?;

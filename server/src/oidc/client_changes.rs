@@ -127,8 +127,14 @@ impl ClientSelector {
     }
 }
 
-/// The clients `selector` takes now. Unknown ids are `NotFound` (naming the first).
-pub async fn select(core: &Core, selector: &ClientSelector) -> Result<Vec<Client>, DbError> {
+/// The clients `selector` takes now that are not already in `status` (a client already
+/// suspended is not suspended again; its cut-off stays where it was). Unknown ids are
+/// `NotFound`.
+pub async fn select(
+    core: &Core,
+    selector: &ClientSelector,
+    status: ClientStatus,
+) -> Result<Vec<Client>, DbError> {
     let all = core.db.run(|c| clients::list(c, None)).await?;
     if let ClientSelector::Ids(ids) = selector
         && let Some(missing) = ids.iter().find(|id| !all.iter().any(|c| &c.id == *id))
@@ -136,7 +142,7 @@ pub async fn select(core: &Core, selector: &ClientSelector) -> Result<Vec<Client
         tracing::debug!(client = %missing, "a bulk change names an unknown client");
         return Err(DbError::NotFound);
     }
-    Ok(all.into_iter().filter(|c| selector.matches(c)).collect())
+    Ok(all.into_iter().filter(|c| selector.matches(c) && c.status != status).collect())
 }
 
 /// Suspends or resumes every client of `chosen` (chosen by `selector`) in one transaction
@@ -163,7 +169,7 @@ pub async fn set_status_many(
             "reason": reason,
             "selector": selector.describe(),
             "count": ids.len(),
-            "clients": ids.iter().take(1000).map(ClientId::as_str).collect::<Vec<_>>(),
+            "clients": ids.iter().map(ClientId::as_str).collect::<Vec<_>>(),
         }),
         extra,
     ));

@@ -53,27 +53,35 @@ impl StatusBits {
         self.len == 0
     }
 
-    /// Marks token `idx` invalid, growing the list to hold it.
-    pub fn set(&mut self, idx: usize) {
+    /// Marks token `idx` invalid, growing the list to hold it; an index at or beyond
+    /// [`MAX_LEN`] is refused.
+    pub fn set(&mut self, idx: usize) -> Result<(), ListError> {
+        if idx >= MAX_LEN {
+            return Err(ListError::TooLarge);
+        }
         if idx >= self.len {
             self.len = idx + 1;
             self.bytes.resize(self.len.div_ceil(8), 0);
         }
         self.bytes[idx / 8] |= 1 << (idx % 8);
+        Ok(())
     }
 
-    /// Whether token `idx` is invalid. An index beyond the list is not (the list only
-    /// grows, and a verifier treats an index it cannot find as an error of its own).
-    pub fn get(&self, idx: usize) -> bool {
-        self.bytes.get(idx / 8).is_some_and(|b| b & (1 << (idx % 8)) != 0)
+    /// Whether token `idx` is invalid; `None` for an index beyond the list, which a verifier
+    /// must treat as an invalid token (the draft: a status it cannot resolve).
+    pub fn get(&self, idx: usize) -> Option<bool> {
+        self.bytes.get(idx / 8).map(|b| b & (1 << (idx % 8)) != 0)
     }
 
     /// The `lst` value: base64url (no padding) of the zlib-compressed bytes.
     pub fn encode(&self) -> String {
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
-        // Writing to a Vec cannot fail.
-        let _ = z.write_all(&self.bytes);
-        let compressed = z.finish().unwrap_or_default();
+        let mut z = flate2::write::ZlibEncoder::new(
+            Vec::with_capacity(self.bytes.len() / 8),
+            flate2::Compression::best(),
+        );
+        // Writing to and finishing into a Vec fail only if memory does, which aborts anyway.
+        z.write_all(&self.bytes).unwrap_or_else(|e| unreachable!("zlib into a Vec: {e}"));
+        let compressed = z.finish().unwrap_or_else(|e| unreachable!("zlib into a Vec: {e}"));
         URL_SAFE_NO_PAD.encode(compressed)
     }
 
@@ -153,12 +161,15 @@ mod tests {
         let mut s = StatusBits::new(16);
         for (i, v) in [1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1].iter().enumerate() {
             if *v == 1 {
-                s.set(i);
+                s.set(i).unwrap();
             }
         }
         assert_eq!(s.bytes, vec![0xB9, 0xA3]);
-        assert!(s.get(0) && !s.get(1) && s.get(15) && !s.get(14));
-        assert!(!s.get(1000), "beyond the list");
+        assert_eq!(
+            (s.get(0), s.get(1), s.get(15), s.get(14)),
+            (Some(true), Some(false), Some(true), Some(false))
+        );
+        assert_eq!(s.get(1000), None, "beyond the list: unresolvable");
     }
 
     #[test]
@@ -172,12 +183,12 @@ mod tests {
     fn a_list_survives_encoding_and_a_million_mostly_valid_tokens_stay_small() {
         let mut s = StatusBits::new(1_000_000);
         for i in (0..1_000_000).step_by(997) {
-            s.set(i);
+            s.set(i).unwrap();
         }
         let lst = s.encode();
         let back = StatusBits::decode(&lst).unwrap();
         assert_eq!(back.bytes, s.bytes);
-        assert!(back.get(997 * 3) && !back.get(997 * 3 + 1));
+        assert_eq!((back.get(997 * 3), back.get(997 * 3 + 1)), (Some(true), Some(false)));
         // 125,000 bytes of bits, about a thousand set: far smaller compressed.
         assert!(lst.len() < 20_000, "{}", lst.len());
     }
@@ -186,9 +197,11 @@ mod tests {
     fn a_list_grows_to_hold_a_new_index() {
         let mut s = StatusBits::new(0);
         assert!(s.is_empty());
-        s.set(20);
+        s.set(20).unwrap();
         assert_eq!(s.len(), 21);
-        assert!(s.get(20));
+        assert_eq!(s.get(20), Some(true));
+        assert_eq!(s.set(MAX_LEN), Err(ListError::TooLarge));
+        assert_eq!(s.set(usize::MAX), Err(ListError::TooLarge));
     }
 
     #[test]

@@ -199,13 +199,16 @@ pub fn set_status_many(
     let mut changed = 0;
     for chunk in ids.chunks(1000) {
         let keys: Vec<&str> = chunk.iter().map(ClientId::as_str).collect();
-        changed += diesel::update(clients::table.filter(clients::id.eq_any(keys)))
-            .set((
-                clients::status.eq(status.as_str()),
-                clients::tokens_valid_after.eq(now),
-                clients::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+        // Only clients not already so: resuming an active client must not cut its tokens off.
+        changed += diesel::update(
+            clients::table.filter(clients::id.eq_any(keys)).filter(clients::status.ne(status.as_str())),
+        )
+        .set((
+            clients::status.eq(status.as_str()),
+            clients::tokens_valid_after.eq(now),
+            clients::updated_at.eq(now),
+        ))
+        .execute(conn)?;
     }
     Ok(changed)
 }

@@ -66,6 +66,10 @@ pub async fn grant(
     if record.expires_at <= now {
         return Err(invalid_grant());
     }
+    // Issued before the client's cut-off (a suspension, even one since resumed): dead for good.
+    if record.issued_at < client.tokens_valid_after {
+        return Err(invalid_grant());
+    }
     let scope = narrowed_scope(&record.scope, scope)?;
     let auth_time_us = record.auth_time.timestamp_micros();
     let user = user_tokens::standing_user(state, &record.user_id, &record.sid, auth_time_us).await?;
