@@ -216,13 +216,7 @@ async fn send_reset(
 ) -> Result<(), String> {
     // At most 30 requests an hour from one address (IPv6: its /64), whatever they name.
     if let Some(ip) = ip {
-        let net = match ip.to_canonical() {
-            std::net::IpAddr::V4(v4) => v4.to_string(),
-            std::net::IpAddr::V6(v6) => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        };
+        let net = crate::mfa::sms::network_of(ip);
         let n = state
             .sessions
             .increment(&format!("reset-request-ip:{net}"), Duration::from_secs(3600))

@@ -210,7 +210,7 @@ pub async fn discard(store: &dyn SessionStore, tx: &str) -> Result<(), StoreErro
 
 /// The address a per-IP cap counts: an IPv4 address, or the /64 of an IPv6 one (one
 /// subscriber's network, whose addresses are theirs to rotate).
-fn network_of(ip: IpAddr) -> String {
+pub(crate) fn network_of(ip: IpAddr) -> String {
     // An IPv4 client on a dual-stack listener arrives as ::ffff:a.b.c.d.
     match ip.to_canonical() {
         IpAddr::V4(v4) => v4.to_string(),
