@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# HTTP throughput and latency of a release build under wrk (issue 3, deliverable 9), on the
-# embedded default (SQLite + in-memory sessions) and, when they answer, on PostgreSQL + Redis.
+# HTTP throughput and latency of a release build under wrk (issue 3, deliverable 9; the token
+# status list of issue 7), on the embedded default (SQLite + in-memory sessions) and, when they
+# answer, on PostgreSQL + Redis.
 # Every rate is reported as a ratio to a bare actix-web handler (server/examples/bare.rs,
 # same crate features, two workers) measured in the same run. Targets: DESIGN.md.
 #   bench/http.sh
@@ -85,6 +86,13 @@ to_ms() {
 # The status of one request shaped like the load: wrk counts only statuses above 399 as
 # errors, so each path is checked here to answer 2xx before it is loaded.
 status_of() { curl -sS -o /dev/null -w '%{http_code}' "$@"; }
+# The claims of the JWT on stdin (base64url, unpadded).
+jwt_claims() {
+  local p
+  p=$(cut -d. -f2 | tr '_-' '/+')
+  while [ $(( ${#p} % 4 )) -ne 0 ]; do p="$p="; done
+  printf '%s' "$p" | base64 -d
+}
 
 # CPU accounting, in clock ticks: busy time of the whole machine (user, nice, system, steal;
 # not irq and softirq, where loopback traffic is processed for whichever side sent it), and of
@@ -235,6 +243,14 @@ bench_backend() {
   [ "$code" = 200 ] || die "POST /token (client_credentials) answers $code"
   measure "POST /token client_credentials" "$backend" "$URL/token" bench/wrk/post.lua "$basic" "$grant"
 
+  # The status list a token names (issue 7): after the load above, its client's list 0 holds
+  # the indexes of every token minted so far. Target: at least half the discovery rate.
+  local list_uri
+  list_uri=$(curl -sS -u "$id:$secret" -d "$grant" "$URL/token" | jq -er .access_token | jwt_claims |
+    jq -er .status.status_list.uri)
+  [ "$(status_of "$list_uri")" = 200 ] || die "GET $list_uri does not answer 200"
+  measure "GET status list" "$backend" "$list_uri"
+
   local one
   one=$(curl -sS -u "$id:$secret" -d "$grant" "$URL/token" | jq -er .access_token)
   code=$(status_of -u "$id:$secret" -d "token=$one" "$URL/introspect")
@@ -309,6 +325,17 @@ for row in "${ROWS[@]}"; do
     "POST /token client_credentials")
       verdict "$(awk -v r="$ratio" -v p="$p99" 'BEGIN { print (r >= 0.30 && p < 20) }')" \
         "$label ($backend) ≥ 30% of bare and p99 < 20 ms at $CONNS connections: $pct%, p99 $p99 ms" ;;
+    "GET status list")
+      disc=""
+      for other in "${ROWS[@]}"; do
+        IFS='|' read -r olabel obackend orps _ <<<"$other"
+        if [ "$olabel" = "GET /.well-known/openid-configuration" ] && [ "$obackend" = "$backend" ]; then disc=$orps; fi
+      done
+      if [ -n "$disc" ]; then
+        dpct=$(awk -v a="$rps" -v b="$disc" 'BEGIN { printf "%.0f", 100 * a / b }')
+        verdict "$(awk -v a="$rps" -v b="$disc" 'BEGIN { print (a >= 0.5 * b) }')" \
+          "$label ($backend) ≥ 50% of the discovery rate: $dpct%"
+      fi ;;
     "POST /introspect one token repeated")
       verdict "$(awk -v r="$ratio" 'BEGIN { print (r >= 0.40) }')" "$label ($backend) ≥ 40% of bare: $pct%" ;;
     *REUSED*)

@@ -11,6 +11,7 @@ pub mod app;
 pub mod browser;
 pub mod cli;
 pub mod db;
+pub mod registry;
 pub mod sessions;
 pub mod sms_gateway;
 pub mod smtp_sink;

@@ -232,6 +232,8 @@ pub struct AppState {
     pub verified: VerifiedTokens,
     /// Sends one-time codes by text message.
     pub sms: Arc<dyn crate::mfa::sms::SmsGateway>,
+    /// Status-list index blocks and the lists this instance serves.
+    pub status_lists: crate::oidc::status_lists::StatusLists,
 }
 
 impl AppState {
@@ -245,6 +247,7 @@ impl AppState {
             clients,
             verified: VerifiedTokens::default(),
             sms,
+            status_lists: Default::default(),
         }
     }
 }

@@ -30,6 +30,7 @@ mod private_key_jwt;
 mod repositories;
 mod scope_policy;
 mod session_store;
+mod status_lists;
 mod tls;
 mod two_factor;
 mod user_tokens;

@@ -324,6 +324,10 @@ pub struct TokenSettings {
     /// The `aud` of access tokens (RFC 9068 §2.2); defaults to the issuer URL. Resource
     /// servers such as the registry check it.
     pub access_token_audience: Option<String>,
+    /// The `ttl` of token status lists: how long a resource server may use a list it fetched
+    /// before fetching it again (draft-ietf-oauth-status-list). A revocation reaches a
+    /// resource server that checks the list within this, plus at most a second.
+    pub status_list_ttl_secs: u64,
 }
 
 impl Default for TokenSettings {
@@ -337,6 +341,7 @@ impl Default for TokenSettings {
             jwks_max_age_secs: 300,
             key_refresh_secs: 30,
             access_token_audience: None,
+            status_list_ttl_secs: 60,
         }
     }
 }
@@ -345,6 +350,9 @@ impl TokenSettings {
     fn validate(&self) -> Result<(), ConfigError> {
         if !matches!(self.rsa_bits, 2048 | 3072) {
             return Err(ConfigError::new("tokens.rsa_bits", "must be 2048 or 3072"));
+        }
+        if !(1..=86_400).contains(&self.status_list_ttl_secs) {
+            return Err(ConfigError::new("tokens.status_list_ttl_secs", "must be 1 to 86400"));
         }
         if self.max_token_lifetime_secs == 0 {
             return Err(ConfigError::new("tokens.max_token_lifetime_secs", "must be at least 1"));

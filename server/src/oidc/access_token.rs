@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::OAuthError;
 use super::keyring::KeyRing;
+use super::status_list::StatusClaim;
 
 /// RFC 9068 §2.1: the media type in `typ`.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -32,6 +33,10 @@ pub struct AccessTokenClaims {
     pub amr: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// Where the token's status is published (draft-ietf-oauth-status-list): resource servers
+    /// that validate locally check the bit there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusClaim>,
 }
 
 impl AccessTokenClaims {
@@ -44,6 +49,7 @@ impl AccessTokenClaims {
         scope: Option<String>,
         now: DateTime<Utc>,
         ttl_secs: i64,
+        status: Option<StatusClaim>,
     ) -> Self {
         Self {
             iss: issuer.to_owned(),
@@ -58,6 +64,7 @@ impl AccessTokenClaims {
             acr: None,
             amr: None,
             sid: None,
+            status,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod revocation_feed;
 pub mod revoke;
 pub mod state_cache;
 pub mod status_list;
+pub mod status_lists;
 pub mod token;
 pub mod user_tokens;
 pub mod userinfo;
@@ -45,4 +46,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     token::configure(cfg);
     introspect::configure(cfg);
     revoke::configure(cfg);
+    status_lists::configure(cfg);
 }

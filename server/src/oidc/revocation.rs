@@ -9,6 +9,7 @@ use super::introspect::revoked_key;
 use super::revocation_feed::{REVOKED_GEN, REVOKED_GEN_TTL, REVOKED_INDEX};
 use crate::state::AppState;
 use crate::store::refresh_tokens::{self, AccessRef};
+use crate::store::status_lists::{self, Place};
 
 fn unavailable<E: std::fmt::Debug>(e: E) -> OAuthError {
     tracing::error!(error = ?e, "could not store a revocation");
@@ -17,7 +18,14 @@ fn unavailable<E: std::fmt::Debug>(e: E) -> OAuthError {
 
 /// Puts the access token `jti` (expiring at `exp`, seconds) on the shared revocation list.
 /// This instance sees it at once; others at their next feed poll (see `revocation_feed`).
-pub async fn revoke_jti(state: &AppState, jti: &str, exp: i64) -> Result<(), OAuthError> {
+/// Its bit in its status list is set too: at `place` when the caller read it from the token,
+/// else wherever the token was recorded (a person's token).
+pub async fn revoke_jti(
+    state: &AppState,
+    jti: &str,
+    exp: i64,
+    place: Option<Place>,
+) -> Result<(), OAuthError> {
     let now = state.core.clock.now().timestamp();
     if exp <= now {
         return Ok(());
@@ -29,13 +37,24 @@ pub async fn revoke_jti(state: &AppState, jti: &str, exp: i64) -> Result<(), OAu
     // After the entry: an instance that sees the new count finds the entry in the index. Should
     // this fail, the caller's retry writes both again.
     state.sessions.increment(REVOKED_GEN, REVOKED_GEN_TTL).await.map_err(unavailable)?;
+    let (j, expires_at) = (jti.to_owned(), chrono::DateTime::from_timestamp(exp, 0).unwrap_or_default());
+    state
+        .core
+        .db
+        .run(move |c| match &place {
+            Some(at) => status_lists::revoke_at(c, at, &j, expires_at),
+            None => status_lists::revoke_jti(c, &j).map(|_| ()),
+        })
+        .await
+        .map_err(unavailable)?;
+    state.status_lists.changed();
     Ok(())
 }
 
 async fn revoke_all(state: &AppState, access: Vec<AccessRef>) -> Result<usize, OAuthError> {
     let n = access.len();
     for (jti, exp) in access {
-        revoke_jti(state, &jti, exp.timestamp()).await?;
+        revoke_jti(state, &jti, exp.timestamp(), None).await?;
     }
     Ok(n)
 }

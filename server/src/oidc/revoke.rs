@@ -31,7 +31,11 @@ async fn revoke(
         if let Some(claims) = verified_claims(&state, &issuer, token)
             && claims.client_id == client.id.as_str()
         {
-            revocation::revoke_jti(&state, &claims.jti, claims.exp).await?;
+            let place = claims
+                .status
+                .as_ref()
+                .and_then(|s| super::status_lists::place_of(&issuer.issuer, client.id.as_str(), s));
+            revocation::revoke_jti(&state, &claims.jti, claims.exp, place).await?;
             tracing::info!(jti = %claims.jti, "access token revoked");
         }
     } else {

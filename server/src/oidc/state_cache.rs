@@ -105,6 +105,12 @@ impl ClientCache {
         Ok(entry)
     }
 
+    /// The epoch as last read (`i64::MIN` before the first poll). Whatever is derived from
+    /// client state (a status list) is stale once this moves.
+    pub fn epoch(&self) -> i64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     fn clear(&self) {
         let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
         maps.known.clear();

@@ -3,8 +3,8 @@
 //! DEFLATE in the zlib format and carried base64url-encoded in a `statuslist+jwt`.
 //!
 //! This module is the format only: building and decoding lists, and the claims of the list
-//! token and of the `status` claim a referenced token carries. Issuing indexes, flipping bits
-//! on revocation and serving the list come with the rest of issue 7 (see the issue's notes).
+//! token and of the `status` claim a referenced token carries. Issuing indexes and serving
+//! lists: [`super::status_lists`].
 
 use std::io::{Read, Write};
 
@@ -65,6 +65,22 @@ impl StatusBits {
         }
         self.bytes[idx / 8] |= 1 << (idx % 8);
         Ok(())
+    }
+
+    /// Marks tokens `start..end` invalid (those within the list).
+    pub fn set_range(&mut self, start: usize, end: usize) {
+        let end = end.min(self.len);
+        let mut i = start;
+        while i < end {
+            if i.is_multiple_of(8) && end - i >= 8 {
+                let whole = (end - i) / 8;
+                self.bytes[i / 8..i / 8 + whole].fill(0xFF);
+                i += whole * 8;
+            } else {
+                self.bytes[i / 8] |= 1 << (i % 8);
+                i += 1;
+            }
+        }
     }
 
     /// Whether token `idx` is invalid; `None` for an index beyond the list, which a verifier
@@ -191,6 +207,20 @@ mod tests {
         assert_eq!((back.get(997 * 3), back.get(997 * 3 + 1)), (Some(true), Some(false)));
         // 125,000 bytes of bits, about a thousand set: far smaller compressed.
         assert!(lst.len() < 20_000, "{}", lst.len());
+    }
+
+    #[test]
+    fn a_range_sets_exactly_its_bits_and_stays_within_the_list() {
+        let mut s = StatusBits::new(40);
+        s.set_range(3, 21);
+        let set: Vec<usize> = (0..40).filter(|&i| s.get(i) == Some(true)).collect();
+        assert_eq!(set, (3..21).collect::<Vec<_>>());
+        s.set_range(30, 1000);
+        assert_eq!(s.len(), 40, "a range never grows the list");
+        assert_eq!((s.get(29), s.get(30), s.get(39)), (Some(false), Some(true), Some(true)));
+        let mut all = StatusBits::new(16);
+        all.set_range(0, 16);
+        assert_eq!(all.bytes, vec![0xFF, 0xFF]);
     }
 
     #[test]

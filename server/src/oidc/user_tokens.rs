@@ -103,6 +103,11 @@ pub async fn issue(
     let ttl = access_ttl(state, client);
     let scope = (!facts.scope.is_empty()).then(|| facts.scope.clone());
     let auth_time = facts.auth_time_us.div_euclid(1_000_000);
+    let (status, place) =
+        state.status_lists.assign(&state.core, &issuer.issuer, client).await.map_err(|e| {
+            tracing::error!(error = ?e, "no status-list index");
+            OAuthError::new(super::error::OAuthErrorCode::TemporarilyUnavailable, "Try again shortly.")
+        })?;
     let claims = AccessTokenClaims {
         iss: issuer.issuer.clone(),
         sub: user.id.to_string(),
@@ -116,6 +121,7 @@ pub async fn issue(
         acr: Some(facts.acr.clone()),
         amr: Some(facts.amr.clone()),
         sid: Some(facts.sid.clone()),
+        status: Some(status),
     };
     let access = access_token::sign(&state.core.keyring, &claims)?;
     let id_token = if facts.scope.split(' ').any(|s| s == "openid") {
@@ -163,6 +169,10 @@ pub async fn issue(
     let audit = state.core.audit.clone();
     let row = refresh.as_ref().map(|(_, d, r)| (d.clone(), r.clone()));
     let rotate = rotate_from.map(str::to_owned);
+    // The list follows the account: recorded with the login time its cut-off is compared to.
+    let login_at = DateTime::<Utc>::from_timestamp_micros(facts.auth_time_us).unwrap_or(now);
+    let access_exp = DateTime::<Utc>::from_timestamp(planned.access_exp, 0).unwrap_or(now);
+    let (jti, uid) = (planned.access_jti.clone(), user.id.to_string());
     let stored = state
         .core
         .db
@@ -176,6 +186,7 @@ pub async fn issue(
                 if let Some((digest, record)) = &row {
                     refresh_tokens::insert(c, digest, record)?;
                 }
+                crate::store::status_lists::record_user_token(c, &place, &jti, &uid, login_at, access_exp)?;
                 audit.append_with(c, vec![event])?;
                 Ok(true)
             })

@@ -8,8 +8,9 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
+use diesel::sql_types::{BigInt, Text};
 
+use super::raw::{Bind, execute, load};
 use super::schema::{campaign_members, reset_campaigns};
 use super::{AnyConnection, DbError, from_db_time, to_db_time};
 use crate::domain::AuditEvent;
@@ -140,56 +141,6 @@ impl Row {
     }
 }
 
-/// One bound value of a hand-written statement.
-enum Bind {
-    Text(String),
-    Int(i32),
-    Big(i64),
-    Time(chrono::NaiveDateTime),
-}
-
-/// `?` placeholders as the backend wants them (`$1`, `$2`, … on PostgreSQL).
-fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut n = 0;
-    for ch in sql.chars() {
-        if ch == '?' {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push(ch);
-        }
-    }
-    out
-}
-
-macro_rules! bound {
-    ($q:expr, $binds:expr) => {{
-        let mut q = $q;
-        for b in $binds {
-            q = match b {
-                Bind::Text(v) => q.bind::<Text, _>(v),
-                Bind::Int(v) => q.bind::<Integer, _>(v),
-                Bind::Big(v) => q.bind::<BigInt, _>(v),
-                Bind::Time(v) => q.bind::<Timestamp, _>(v),
-            };
-        }
-        q
-    }};
-}
-
-/// Runs a hand-written statement on either backend; how many rows it changed.
-fn execute(conn: &mut AnyConnection, sql: &str, binds: Vec<Bind>) -> Result<usize, DbError> {
-    Ok(match conn {
-        AnyConnection::Postgresql(c) => {
-            bound!(diesel::sql_query(numbered(sql)).into_boxed::<diesel::pg::Pg>(), binds).execute(c)?
-        }
-        AnyConnection::Sqlite(c) => {
-            bound!(diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>(), binds).execute(c)?
-        }
-    })
-}
-
 #[derive(QueryableByName)]
 struct CountRow {
     #[diesel(sql_type = BigInt)]
@@ -203,26 +154,12 @@ struct NameRow {
 }
 
 fn load_counts(conn: &mut AnyConnection, sql: &str, binds: Vec<Bind>) -> Result<i64, DbError> {
-    let rows: Vec<CountRow> = match conn {
-        AnyConnection::Postgresql(c) => {
-            bound!(diesel::sql_query(numbered(sql)).into_boxed::<diesel::pg::Pg>(), binds).load(c)?
-        }
-        AnyConnection::Sqlite(c) => {
-            bound!(diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>(), binds).load(c)?
-        }
-    };
+    let rows: Vec<CountRow> = load(conn, sql, binds)?;
     Ok(rows.first().map_or(0, |r| r.n))
 }
 
 fn load_names(conn: &mut AnyConnection, sql: &str, binds: Vec<Bind>) -> Result<Vec<String>, DbError> {
-    let rows: Vec<NameRow> = match conn {
-        AnyConnection::Postgresql(c) => {
-            bound!(diesel::sql_query(numbered(sql)).into_boxed::<diesel::pg::Pg>(), binds).load(c)?
-        }
-        AnyConnection::Sqlite(c) => {
-            bound!(diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>(), binds).load(c)?
-        }
-    };
+    let rows: Vec<NameRow> = load(conn, sql, binds)?;
     Ok(rows.into_iter().map(|r| r.username).collect())
 }
 

@@ -13,10 +13,12 @@ pub mod org_units;
 pub mod outbox;
 pub mod password_resets;
 pub mod policy_sets;
+mod raw;
 pub mod refresh_tokens;
 pub mod roles;
 mod schema;
 pub mod signing_keys;
+pub mod status_lists;
 pub mod users;
 
 pub use conn::{AnyConnection, Backend, Database, DbError, parse_url, write_transaction};

@@ -238,6 +238,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    status_list_counters (client_id) {
+        client_id -> Text,
+        next_block -> BigInt,
+    }
+}
+
+diesel::table! {
+    status_list_blocks (client_id, block_no) {
+        client_id -> Text,
+        block_no -> BigInt,
+        allocated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    status_list_entries (client_id, list_no, idx) {
+        client_id -> Text,
+        list_no -> BigInt,
+        idx -> BigInt,
+        jti -> Text,
+        user_id -> Nullable<Text>,
+        auth_time -> Nullable<Timestamp>,
+        revoked -> Bool,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> org_units (org_unit_id));
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(user_roles -> roles (role_name));

@@ -81,7 +81,7 @@ pub async fn grant(
             // Another client presenting a leaked, used code must not be able to revoke the
             // rightful client's tokens.
             if let Some(u) = issued.filter(|u| u.client_id == client.id) {
-                revocation::revoke_jti(state, &u.access_jti, u.access_exp).await?;
+                revocation::revoke_jti(state, &u.access_jti, u.access_exp, None).await?;
                 if let Some(f) = &u.family_id {
                     revocation::revoke_family(state, f).await?;
                 }

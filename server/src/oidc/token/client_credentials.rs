@@ -1,12 +1,14 @@
 //! The client credentials grant (RFC 6749 §4.4): a confidential client gets a token on its own
-//! behalf. No refresh token (§4.4.3). Nothing is written to the database per token, so
-//! issuance scales with signing alone.
+//! behalf. No refresh token (§4.4.3). Nothing is written to the database per token (its
+//! status-list index comes from a block taken once per thousand tokens), so issuance scales
+//! with signing alone.
 
 use super::TokenResponse;
 use crate::domain::{Client, GrantType, Scope};
 use crate::oidc::Issuer;
 use crate::oidc::access_token::{self, AccessTokenClaims};
 use crate::oidc::error::{OAuthError, OAuthErrorCode};
+use crate::oidc::status_list::StatusClaim;
 use crate::policy::ClientFacts;
 use crate::state::Core;
 
@@ -32,6 +34,7 @@ pub fn grant(
     issuer: &Issuer,
     client: &Client,
     scope: Option<&str>,
+    status: Option<StatusClaim>,
 ) -> Result<TokenResponse, OAuthError> {
     if !client.registration.grant_types.contains(&GrantType::ClientCredentials) {
         return Err(OAuthError::new(
@@ -55,6 +58,7 @@ pub fn grant(
         scope.clone(),
         core.clock.now(),
         ttl,
+        status,
     );
     let access_token = access_token::sign(&core.keyring, &claims)?;
     Ok(TokenResponse {

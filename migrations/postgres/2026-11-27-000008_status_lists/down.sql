@@ -1,0 +1,3 @@
+DROP TABLE status_list_entries;
+DROP TABLE status_list_blocks;
+DROP TABLE status_list_counters;
