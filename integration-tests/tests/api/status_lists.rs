@@ -47,9 +47,14 @@ async fn cc_token(app: &TestApp, c: &Registered) -> String {
 
 /// A person's tokens (access, refresh) through the pages and the code exchange.
 async fn user_tokens(app: &TestApp, field_app: &Registered, username: &str) -> (String, String) {
-    let browser = Browser::new(app);
+    let body = signed_in(app, &Browser::new(app), field_app, username).await;
+    (body["access_token"].as_str().unwrap().to_owned(), body["refresh_token"].as_str().unwrap().to_owned())
+}
+
+/// Signs `username` in with `browser` and exchanges the code: the token response.
+async fn signed_in(app: &TestApp, browser: &Browser, field_app: &Registered, username: &str) -> Value {
     let (code, verifier) =
-        code_for(app, &browser, &field_app.id, REDIRECT, "openid registry.read", username, PASSWORD).await;
+        code_for(app, browser, &field_app.id, REDIRECT, "openid registry.read", username, PASSWORD).await;
     let (status, body) = post_form(
         app,
         "/token",
@@ -64,7 +69,7 @@ async fn user_tokens(app: &TestApp, field_app: &Registered, username: &str) -> (
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    (body["access_token"].as_str().unwrap().to_owned(), body["refresh_token"].as_str().unwrap().to_owned())
+    body
 }
 
 fn claims(token: &str) -> Value {
@@ -115,8 +120,12 @@ async fn a_registry_rejects_a_suspended_clients_token_within_the_lists_ttl_witho
     );
     assert!(took <= Duration::from_secs(5), "took {took:?}, beyond the list's ttl");
     assert_eq!(registry.check(&p2).await.unwrap_err(), "revoked (status list)");
-    assert!(registry.check(&g1).await.is_ok(), "another client's token is untouched");
-    assert!(registry.list_requests.load(Ordering::SeqCst) >= 3, "the registry refreshed the list");
+    // It fetched the private list again exactly once: when its ttl ran out.
+    assert_eq!(registry.list_requests.load(Ordering::SeqCst), 3, "one refresh, per the ttl");
+    // A registry fetching everything afresh still accepts the other client's token.
+    let fresh = Registry::new(&app.address, &app.address).await;
+    assert!(fresh.check(&g1).await.is_ok(), "another client's token is untouched");
+    assert_eq!(fresh.check(&p1).await.unwrap_err(), "revoked (status list)");
 }
 
 #[tokio::test]
@@ -176,7 +185,33 @@ async fn a_persons_tokens_follow_their_account_their_login_and_reset_campaigns()
     let (status, _) =
         post_form(&app, "/revoke", None, &[("token", &meera_rt), ("client_id", &field_app.id)]).await;
     assert_eq!(status, 200);
-    until_rejected(&registry, &meera_at, Duration::from_secs(3)).await;
+    until_rejected(&registry, &meera_at, Duration::from_secs(3)).await; // A logout ends the tokens of an app without refresh tokens too (there is nothing to
+    // revoke but the login itself).
+    let kiosk = register_client(
+        &app,
+        &[
+            "--name",
+            "kiosk",
+            "--public",
+            "--first-party",
+            "--grant",
+            "authorization_code",
+            "--scope",
+            "registry.read",
+            "--redirect-uri",
+            REDIRECT,
+        ],
+    )
+    .await;
+    create_user(&app, "kiran", PASSWORD, false).await;
+    let browser = Browser::new(&app);
+    let body = signed_in(&app, &browser, &kiosk, "kiran").await;
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    let kiran_at = body["access_token"].as_str().unwrap().to_owned();
+    assert!(registry.check(&kiran_at).await.is_ok());
+    let out = browser.get(&format!("/logout?id_token_hint={}", body["id_token"].as_str().unwrap())).await;
+    assert_eq!(out.status(), 200, "signed out");
+    until_rejected(&registry, &kiran_at, Duration::from_secs(3)).await;
 }
 
 #[tokio::test]
@@ -229,20 +264,30 @@ async fn instances_never_give_one_index_twice_and_a_resume_revives_nothing() {
     let app = spawn_app_with(|s| s.tokens.status_list_ttl_secs = 1).await;
     let b = app.spawn_sibling().await;
     let p = partner(&app, "lab network", "private").await;
-    let mut seen = std::collections::HashSet::new();
+    // 1,200 tokens, 16 in flight at a time, alternately from both instances: more than a block
+    // each, their refills racing.
     let mut old = Vec::new();
-    for i in 0..40 {
+    let mut batch = tokio::task::JoinSet::new();
+    for i in 0..1200 {
         let base = if i % 2 == 0 { app.address.clone() } else { b.address.clone() };
-        let (status, body) = post_form_at(&app, &base, &p).await;
-        assert_eq!(status, 200, "{body}");
-        let t = body["access_token"].as_str().unwrap().to_owned();
-        let s = &claims(&t)["status"]["status_list"];
-        assert!(
-            seen.insert((s["uri"].as_str().unwrap().to_owned(), s["idx"].as_u64().unwrap())),
-            "{s} given twice"
-        );
-        old.push(t);
+        let (http, id, secret) = (app.client.clone(), p.id.clone(), p.secret.clone());
+        batch.spawn(async move { token_at(&http, &base, &id, secret.as_deref()).await });
+        if batch.len() == 16 || i == 1199 {
+            while let Some(done) = batch.join_next().await {
+                let (status, body) = done.unwrap();
+                assert_eq!(status, 200, "{body}");
+                old.push(body["access_token"].as_str().unwrap().to_owned());
+            }
+        }
     }
+    let mut seen = std::collections::HashSet::new();
+    for t in &old {
+        let s = &claims(t)["status"]["status_list"];
+        assert!(seen.insert(s["idx"].as_u64().unwrap()), "{s} given twice");
+        assert_eq!(s["uri"].as_str().unwrap(), format!("{}/statuslists/{}/0", app.address, p.id));
+    }
+    assert!(seen.iter().any(|&i| i >= 1024), "past the first block");
+
     let registry = Registry::new(&app.address, &app.address).await;
     assert!(registry.check(&old[0]).await.is_ok() && registry.check(&old[1]).await.is_ok());
     let env = env_for(&app.db.url, app.data_dir.path());
@@ -251,23 +296,91 @@ async fn instances_never_give_one_index_twice_and_a_resume_revives_nothing() {
     assert!(run_cli(&["client", "resume", &p.id, "--reason", "cleared"], &env, "").await.ok());
     // Once both instances have seen the resume, new tokens are good and old ones stay dead.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (_, body) = post_form_at(&app, &b.address, &p).await;
+    let (_, body) = token_at(&app.client, &b.address, &p.id, p.secret.as_deref()).await;
     let fresh = body["access_token"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     registry.check(&fresh).await.unwrap();
     for t in &old {
         assert_eq!(registry.check(t).await.unwrap_err(), "revoked (status list)");
     }
+    // The list and introspection agree.
+    let reg = register_client(
+        &app,
+        &["--name", "registry", "--category", "internal", "--grant", "client_credentials", "--introspection"],
+    )
+    .await;
+    for (t, want) in [(&fresh, true), (&old[0], false), (&old[1199], false)] {
+        let (status, v) =
+            post_form(&app, "/introspect", Some((&reg.id, reg.secret.as_deref().unwrap())), &[("token", t)])
+                .await;
+        assert_eq!((status, v["active"].as_bool()), (200, Some(want)), "{v}");
+    }
 }
 
-async fn post_form_at(app: &TestApp, base: &str, c: &Registered) -> (u16, Value) {
-    let resp = app
-        .client
+async fn token_at(http: &reqwest::Client, base: &str, id: &str, secret: Option<&str>) -> (u16, Value) {
+    let resp = http
         .post(format!("{base}/token"))
-        .basic_auth(&c.id, c.secret.as_deref())
+        .basic_auth(id, secret)
         .form(&[("grant_type", "client_credentials"), ("scope", "registry.read")])
         .send()
         .await
         .unwrap();
     (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_stored_state_follows_accounts_logins_and_their_expiry_on_either_backend() {
+    use pramaan_server::oidc::status_lists::{BLOCKS_PER_LIST, cut_blocks_before};
+    use pramaan_server::store::status_lists::{self as sl, ListLookup, Place, UserToken};
+    let app = spawn_app_with(|_| {}).await;
+    let p = partner(&app, "field app", "government").await;
+    let user = create_user(&app, "asha", PASSWORD, false).await;
+    let now = chrono::Utc::now();
+    let (cid, uid) = (p.id.clone(), user.id.to_string());
+    let state = app
+        .core
+        .db
+        .run(move |c| {
+            let block = sl::take_block(c, &cid, now, now - chrono::Duration::days(2))?;
+            assert_eq!(block, 0);
+            let at = |idx| Place { client_id: cid.clone(), list_no: 0, idx };
+            // (index, login, seconds until the login ends): live; its login expired; two of a
+            // login logged out below.
+            for (idx, sid, ends) in [(1, "s1", 3600), (2, "s2", -1), (3, "s3", 3600), (4, "s3", 3600)] {
+                let (place, jti) = (at(idx), format!("j{idx}"));
+                let token = UserToken {
+                    at: &place,
+                    jti: &jti,
+                    user_id: &uid,
+                    auth_time: now - chrono::Duration::minutes(5),
+                    sid,
+                    session_ends: now + chrono::Duration::seconds(ends),
+                    expires_at: now + chrono::Duration::minutes(5),
+                };
+                sl::record_user_token(c, &token)?;
+            }
+            assert_eq!(sl::revoke_sid(c, "s3")?, vec![cid.clone()]);
+            assert_eq!(sl::revoke_sid(c, "s3")?, Vec::<String>::new(), "a second logout changes nothing");
+            assert_eq!(sl::revoke_jti(c, "j1")?, vec![cid.clone()]);
+            assert_eq!(sl::revoke_jti(c, "nothing")?, Vec::<String>::new());
+            sl::revoke_at(c, &at(9), "j9", now + chrono::Duration::minutes(1))?;
+            sl::revoke_at(c, &at(9), "j9", now + chrono::Duration::minutes(1))?; // twice: one row
+            sl::revoke_at(c, &at(10), "j10", now - chrono::Duration::minutes(1))?; // expired: left out
+            let found = sl::list_state(c, &cid, 0, BLOCKS_PER_LIST, now, cut_blocks_before)?;
+            assert_eq!(
+                sl::list_state(c, &cid, 1, BLOCKS_PER_LIST, now, cut_blocks_before)?,
+                ListLookup::NotStarted { next_block: 1 }
+            );
+            assert_eq!(
+                sl::list_state(c, "nobody", 0, BLOCKS_PER_LIST, now, cut_blocks_before)?,
+                ListLookup::NoClient
+            );
+            Ok::<_, pramaan_server::store::DbError>(found)
+        })
+        .await
+        .unwrap();
+    let ListLookup::Found(mut list) = state else { panic!("{state:?}") };
+    list.invalid.sort_unstable();
+    assert_eq!(list.invalid, vec![1, 2, 3, 4, 9]);
+    assert!(!list.suspended && list.blocks_cut_off.is_empty(), "{list:?}");
 }

@@ -22,18 +22,22 @@ CREATE TABLE status_list_blocks (
 );
 
 -- Tokens whose status depends on more than their client: a person's tokens (their account may
--- be disabled or cut off by a campaign: user_id, auth_time), and revoked tokens (revoked). A
--- row lives until its token expires.
+-- be disabled or cut off by a campaign: user_id, auth_time; their login may end: sid, by a
+-- logout, or at session_ends), and revoked tokens (revoked). A row lives until its token
+-- expires.
 CREATE TABLE status_list_entries (
-    client_id  TEXT NOT NULL,
-    list_no    BIGINT NOT NULL,
-    idx        BIGINT NOT NULL,
-    jti        TEXT NOT NULL,
-    user_id    TEXT,
-    auth_time  TIMESTAMP,
-    revoked    BOOLEAN NOT NULL,
-    expires_at TIMESTAMP NOT NULL,
+    client_id    TEXT NOT NULL,
+    list_no      BIGINT NOT NULL,
+    idx          BIGINT NOT NULL,
+    jti          TEXT NOT NULL,
+    user_id      TEXT,
+    auth_time    TIMESTAMP,
+    sid          TEXT,
+    session_ends TIMESTAMP,
+    revoked      BOOLEAN NOT NULL,
+    expires_at   TIMESTAMP NOT NULL,
     PRIMARY KEY (client_id, list_no, idx)
 );
 CREATE INDEX status_list_entries_jti ON status_list_entries (jti);
+CREATE INDEX status_list_entries_sid ON status_list_entries (sid);
 CREATE INDEX status_list_entries_expiry ON status_list_entries (client_id, expires_at);

@@ -40,8 +40,10 @@ async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// RFC 9110 §13.1.2: If-None-Match uses the weak comparison; `*` matches any current body.
+/// `etag` is ours, strong (`"…"`) or weak (`W/"…"`).
 pub(super) fn not_modified(header: Option<IfNoneMatch>, etag: &str) -> bool {
-    let Some(ours) = etag.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else { return false };
+    let tag = etag.strip_prefix("W/").unwrap_or(etag);
+    let Some(ours) = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else { return false };
     let ours = EntityTag::new_strong(ours.to_owned());
     match header {
         Some(IfNoneMatch::Any) => true,
@@ -67,5 +69,9 @@ mod tests {
         assert!(not_modified(Some(IfNoneMatch::Any), tag));
         assert!(!not_modified(items(vec![EntityTag::new_strong("abd".into())]), tag));
         assert!(!not_modified(None, tag));
+        // Our own tag may be weak: the comparison is weak either way.
+        assert!(not_modified(items(vec![EntityTag::new_weak("abc".into())]), "W/\"abc\""));
+        assert!(not_modified(items(vec![EntityTag::new_strong("abc".into())]), "W/\"abc\""));
+        assert!(!not_modified(items(vec![EntityTag::new_strong("abd".into())]), "W/\"abc\""));
     }
 }

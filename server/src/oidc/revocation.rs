@@ -38,16 +38,16 @@ pub async fn revoke_jti(
     // this fail, the caller's retry writes both again.
     state.sessions.increment(REVOKED_GEN, REVOKED_GEN_TTL).await.map_err(unavailable)?;
     let (j, expires_at) = (jti.to_owned(), chrono::DateTime::from_timestamp(exp, 0).unwrap_or_default());
-    state
+    let changed = state
         .core
         .db
         .run(move |c| match &place {
-            Some(at) => status_lists::revoke_at(c, at, &j, expires_at),
-            None => status_lists::revoke_jti(c, &j).map(|_| ()),
+            Some(at) => status_lists::revoke_at(c, at, &j, expires_at).map(|()| vec![at.client_id.clone()]),
+            None => status_lists::revoke_jti(c, &j),
         })
         .await
         .map_err(unavailable)?;
-    state.status_lists.changed();
+    state.status_lists.changed(&changed);
     Ok(())
 }
 
@@ -95,6 +95,10 @@ pub async fn family_revoked(state: &AppState, family_id: &str) -> Result<bool, O
 /// once), its refresh tokens are revoked and their access tokens listed.
 pub async fn end_login(state: &AppState, sid: &str) -> Result<(), OAuthError> {
     crate::login::session::end_sid(state, sid).await.map_err(unavailable)?;
+    // Every token of the login in the status lists, whether or not a refresh token came with it.
+    let s = sid.to_owned();
+    let changed = state.core.db.run(move |c| status_lists::revoke_sid(c, &s)).await.map_err(unavailable)?;
+    state.status_lists.changed(&changed);
     let now = state.core.clock.now();
     let s = sid.to_owned();
     let access =

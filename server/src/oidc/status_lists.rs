@@ -18,14 +18,19 @@
 //!
 //! **Serving.** A list is built from the database (three indexed queries, compression, one
 //! ES256 signature) and kept per instance. It is rebuilt when the client epoch moves or this
-//! instance revoked something, and at most [`REBUILD_AFTER`] after it was built, so a change
-//! made anywhere (another instance, the CLI, a campaign) is in the served list within a
-//! second; a resource server sees it within the list's `ttl` after that. The JWT is re-signed
-//! only when its bits change (or half its life has passed), so its `ETag` stays put and a
-//! verifier's conditional request is a 304.
+//! instance revoked one of the client's tokens, and at most [`REBUILD_AFTER`] after it was
+//! built, so a change made anywhere (another instance, the CLI, a campaign) is in the served
+//! list within a second; a resource server sees it within the list's `ttl` after that. The
+//! JWT is re-signed only when its bits or the signing key change (or half its life has
+//! passed), and its weak `ETag` is a digest of key and bits, the same on every instance, so a
+//! verifier's conditional request is a 304 whichever instance answers.
+//!
+//! **Cost of junk.** An unknown client id costs no query (the client cache remembers unknown
+//! ids); a list that has not started costs one query per client per [`NOT_STARTED_FOR`] and
+//! holds no memory.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -37,10 +42,10 @@ use sha2::{Digest, Sha256};
 use super::Issuer;
 use super::jwks::not_modified;
 use super::status_list::{ListClaim, ListTokenClaims, MEDIA_TYPE, StatusBits, StatusClaim, StatusRef, TYP};
-use crate::domain::Client;
+use crate::domain::{Client, ClientId};
 use crate::state::{AppState, Core};
 use crate::store::DbError;
-use crate::store::status_lists::{self, Place};
+use crate::store::status_lists::{self, ListLookup, ListState, Place};
 
 /// Indexes per block.
 pub const BLOCK: i64 = 1024;
@@ -83,6 +88,15 @@ pub fn place_of(issuer: &str, client_id: &str, status: &StatusClaim) -> Option<P
     })
 }
 
+/// The instant before which a block counts as taken before the cut-off `cut_off`: the start
+/// of the next whole second. Token `iat`s are whole seconds and introspection compares them
+/// with the cut-off, so every token issued in the cut-off's own second is invalid there too.
+pub fn cut_blocks_before(cut_off: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = cut_off.timestamp();
+    let whole = DateTime::from_timestamp(floor, 0).unwrap_or(cut_off);
+    if whole == cut_off { whole } else { DateTime::from_timestamp(floor + 1, 0).unwrap_or(cut_off) }
+}
+
 /// A block in use by this instance.
 #[derive(Debug, Clone, Copy)]
 struct Block {
@@ -92,10 +106,14 @@ struct Block {
 }
 
 impl Block {
-    /// The next index of this block, if it may still hand one out for a client whose cut-off
-    /// is `cut_off`.
+    /// The next index of this block, if it may still hand one out now to a client whose
+    /// cut-off is `cut_off`. A block the list cuts (taken before [`cut_blocks_before`]) is
+    /// used only while tokens issued now are invalid anyway: within the cut-off's second, or
+    /// while this instance's clock is behind the one that set the cut-off.
     fn take(&mut self, cut_off: DateTime<Utc>, now: DateTime<Utc>) -> Option<i64> {
-        if self.next >= BLOCK || self.taken_at < cut_off || now - self.taken_at >= BLOCK_MAX_AGE {
+        let cut = cut_blocks_before(cut_off);
+        let fits = self.taken_at >= cut || now < cut;
+        if self.next >= BLOCK || !fits || now - self.taken_at >= BLOCK_MAX_AGE {
             return None;
         }
         let global = self.block_no * BLOCK + self.next;
@@ -113,14 +131,15 @@ struct ClientBlocks {
 
 /// A built list.
 struct Built {
-    /// `None`: no such list.
-    body: Option<web::Bytes>,
+    body: web::Bytes,
+    /// Weak: the same bits under the same key are the same list, whichever instance signed
+    /// it and when (so a verifier behind a load balancer still gets its 304s).
     etag: String,
     lst: String,
+    kid: String,
     signed_at: i64,
     built: Instant,
     epoch: i64,
-    changes: u64,
 }
 
 /// A client's id and a list number.
@@ -130,16 +149,25 @@ type ListKey = (String, i64);
 struct Slot {
     built: RwLock<Option<Arc<Built>>>,
     rebuild: tokio::sync::Mutex<()>,
+    /// Set when this instance changed the list (a revocation).
+    dirty: AtomicBool,
 }
+
+/// How many blocks a client had taken, as last read, and when.
+type Known = (i64, Instant);
 
 /// This instance's index blocks and built lists. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct StatusLists {
     blocks: Arc<Mutex<HashMap<String, Arc<ClientBlocks>>>>,
     lists: Arc<Mutex<HashMap<ListKey, Arc<Slot>>>>,
-    /// Bumped when this instance changed something a list shows (a revocation).
-    changes: Arc<AtomicU64>,
+    /// Per client: how far its lists go, so a request for a list that does not exist yet
+    /// costs no query (within [`NOT_STARTED_FOR`]).
+    known: Arc<Mutex<HashMap<String, Known>>>,
 }
+
+/// How long "this list has not started" is believed.
+const NOT_STARTED_FOR: Duration = Duration::from_millis(100);
 
 /// Why no index could be given.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +176,10 @@ pub enum AssignError {
     Db(#[from] DbError),
     #[error("no usable status-list block")]
     Exhausted,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl StatusLists {
@@ -159,97 +191,153 @@ impl StatusLists {
         client: &Client,
     ) -> Result<(StatusClaim, Place), AssignError> {
         let entry = {
-            let mut blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
+            let mut blocks = locked(&self.blocks);
             if blocks.len() >= MAX_CLIENTS && !blocks.contains_key(client.id.as_str()) {
                 blocks.clear();
             }
             blocks.entry(client.id.as_str().to_owned()).or_default().clone()
         };
         let cut_off = client.tokens_valid_after;
-        let take = |now: DateTime<Utc>| {
-            let mut current = entry.current.lock().unwrap_or_else(|p| p.into_inner());
-            current.as_mut().and_then(|b| b.take(cut_off, now))
-        };
+        let take = |now: DateTime<Utc>| locked(&entry.current).as_mut().and_then(|b| b.take(cut_off, now));
         // Two tries: a block just taken can only be unusable if the clock jumped.
         for _ in 0..2 {
             let now = crate::clock::truncate_micros(core.clock.now());
             if let Some(global) = take(now) {
-                return Ok(self.claim(issuer, client, global));
+                return Ok(claim(issuer, client, global));
             }
             let _one = entry.refill.lock().await;
             if let Some(global) = take(now) {
-                return Ok(self.claim(issuer, client, global));
+                return Ok(claim(issuer, client, global));
             }
             let forget_before = now - BLOCK_MAX_AGE - horizon(core);
             let id = client.id.as_str().to_owned();
             let block_no = core.db.run(move |c| status_lists::take_block(c, &id, now, forget_before)).await?;
-            *entry.current.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(Block { block_no, taken_at: now, next: 0 });
+            *locked(&entry.current) = Some(Block { block_no, taken_at: now, next: 0 });
+            self.learn(client.id.as_str(), block_no + 1);
         }
         Err(AssignError::Exhausted)
     }
 
-    fn claim(&self, issuer: &str, client: &Client, global: i64) -> (StatusClaim, Place) {
-        let place = Place {
-            client_id: client.id.as_str().to_owned(),
-            list_no: global / LIST_LEN,
-            idx: global % LIST_LEN,
-        };
-        let uri = list_uri(issuer, &place.client_id, place.list_no);
-        let idx = u64::try_from(place.idx).unwrap_or(0);
-        (StatusClaim { status_list: StatusRef { idx, uri } }, place)
-    }
-
-    /// Makes this instance rebuild its lists at the next request (it changed one).
-    pub fn changed(&self) {
-        self.changes.fetch_add(1, Ordering::AcqRel);
-    }
-
-    fn slot(&self, client_id: &str, list_no: i64) -> Arc<Slot> {
-        let mut lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (client_id.to_owned(), list_no);
-        if lists.len() >= MAX_LISTS && !lists.contains_key(&key) {
-            lists.clear();
+    /// Makes this instance rebuild the lists of `clients` at their next request (it changed
+    /// them).
+    pub fn changed(&self, clients: &[String]) {
+        let lists = locked(&self.lists);
+        for ((client, _), slot) in lists.iter() {
+            if clients.contains(client) {
+                slot.dirty.store(true, Ordering::Release);
+            }
         }
-        lists.entry(key).or_default().clone()
     }
 
-    /// The list, from this instance's copy while it is current, else built again.
+    fn learn(&self, client_id: &str, next_block: i64) {
+        let mut known = locked(&self.known);
+        if known.len() >= MAX_CLIENTS && !known.contains_key(client_id) {
+            known.clear();
+        }
+        let e = known.entry(client_id.to_owned()).or_insert((next_block, Instant::now()));
+        *e = (e.0.max(next_block), Instant::now());
+    }
+
+    /// Whether list `list_no` of `client_id` was recently seen not to exist yet.
+    fn surely_not_started(&self, client_id: &str, list_no: i64) -> bool {
+        locked(&self.known).get(client_id).is_some_and(|(next, read)| {
+            read.elapsed() < NOT_STARTED_FOR && list_no.saturating_mul(BLOCKS_PER_LIST) >= *next
+        })
+    }
+
+    /// The list, from this instance's copy while it is current, else built again; `None` when
+    /// the client has no such list.
     async fn get(
         &self,
         state: &AppState,
         issuer: &str,
         client_id: &str,
         list_no: i64,
-    ) -> Result<Arc<Built>, DbError> {
-        let slot = self.slot(client_id, list_no);
+    ) -> Result<Option<Arc<Built>>, DbError> {
+        let key = (client_id.to_owned(), list_no);
+        let existing = locked(&self.lists).get(&key).cloned();
         let current = |slot: &Slot| {
+            if slot.dirty.load(Ordering::Acquire) {
+                return None;
+            }
             let built = slot.built.read().unwrap_or_else(|p| p.into_inner());
             built
                 .as_ref()
-                .filter(|b| {
-                    b.built.elapsed() < REBUILD_AFTER
-                        && b.epoch == state.clients.epoch()
-                        && b.changes == self.changes.load(Ordering::Acquire)
-                })
+                .filter(|b| b.built.elapsed() < REBUILD_AFTER && b.epoch == state.clients.epoch())
                 .cloned()
         };
-        if let Some(b) = current(&slot) {
-            return Ok(b);
+        if let Some(b) = existing.as_deref().and_then(current) {
+            return Ok(Some(b));
         }
+        if existing.is_none() && self.surely_not_started(client_id, list_no) {
+            return Ok(None);
+        }
+        let slot = {
+            let mut lists = locked(&self.lists);
+            if lists.len() >= MAX_LISTS && !lists.contains_key(&key) {
+                lists.clear();
+            }
+            lists.entry(key.clone()).or_default().clone()
+        };
         let _one = slot.rebuild.lock().await;
         if let Some(b) = current(&slot) {
-            return Ok(b);
+            return Ok(Some(b));
         }
-        // Read before the database: a change landing meanwhile moves them again.
-        let (epoch, changes) = (state.clients.epoch(), self.changes.load(Ordering::Acquire));
+        // Read before the database: a change landing meanwhile marks it again.
+        slot.dirty.store(false, Ordering::Release);
+        let epoch = state.clients.epoch();
         let previous = slot.built.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let built = Arc::new(
-            build(&state.core, issuer, client_id, list_no, previous.as_deref(), epoch, changes).await?,
-        );
+        let core = &state.core;
+        let now = core.clock.now();
+        let id = client_id.to_owned();
+        let found = core
+            .db
+            .run(move |c| status_lists::list_state(c, &id, list_no, BLOCKS_PER_LIST, now, cut_blocks_before))
+            .await;
+        let found = match found {
+            Ok(f) => f,
+            Err(e) => {
+                slot.dirty.store(true, Ordering::Release);
+                return Err(e);
+            }
+        };
+        let list = match found {
+            ListLookup::Found(list) => list,
+            ListLookup::NotStarted { next_block } => {
+                self.forget_slot(&key, &slot);
+                self.learn(client_id, next_block);
+                return Ok(None);
+            }
+            ListLookup::NoClient => {
+                self.forget_slot(&key, &slot);
+                return Ok(None);
+            }
+        };
+        self.learn(client_id, list.next_block);
+        let built =
+            Arc::new(build(core, issuer, client_id, list_no, list, previous.as_deref(), epoch).await?);
         *slot.built.write().unwrap_or_else(|p| p.into_inner()) = Some(built.clone());
-        Ok(built)
+        Ok(Some(built))
     }
+
+    /// Drops the slot of a list that does not exist (so junk requests hold no memory).
+    fn forget_slot(&self, key: &ListKey, slot: &Arc<Slot>) {
+        let mut lists = locked(&self.lists);
+        if lists.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            lists.remove(key);
+        }
+    }
+}
+
+fn claim(issuer: &str, client: &Client, global: i64) -> (StatusClaim, Place) {
+    let place = Place {
+        client_id: client.id.as_str().to_owned(),
+        list_no: global / LIST_LEN,
+        idx: global % LIST_LEN,
+    };
+    let uri = list_uri(issuer, &place.client_id, place.list_no);
+    let idx = u64::try_from(place.idx).unwrap_or(0);
+    (StatusClaim { status_list: StatusRef { idx, uri } }, place)
 }
 
 /// How long after a block stops being used its tokens may still be alive.
@@ -259,7 +347,7 @@ fn horizon(core: &Core) -> chrono::Duration {
 }
 
 /// The bits of a list in `s`.
-pub fn bits_of(s: &status_lists::ListState) -> StatusBits {
+pub fn bits_of(s: &ListState) -> StatusBits {
     let len = usize::try_from(LIST_LEN).unwrap_or(0);
     let mut bits = StatusBits::new(len);
     if s.suspended {
@@ -286,67 +374,72 @@ async fn build(
     issuer: &str,
     client_id: &str,
     list_no: i64,
+    list: ListState,
     previous: Option<&Built>,
     epoch: i64,
-    changes: u64,
 ) -> Result<Built, DbError> {
-    let now = core.clock.now();
-    let id = client_id.to_owned();
-    let found = core.db.run(move |c| status_lists::list_state(c, &id, list_no, BLOCKS_PER_LIST, now)).await?;
     let built = Instant::now();
-    let Some(found) = found else {
-        return Ok(Built {
-            body: None,
-            etag: String::new(),
-            lst: String::new(),
-            signed_at: 0,
-            built,
-            epoch,
-            changes,
-        });
-    };
-    let lst = tokio::task::spawn_blocking(move || bits_of(&found).encode())
+    let lst = tokio::task::spawn_blocking(move || bits_of(&list).encode())
         .await
         .map_err(|e| DbError::Pool(format!("building a status list: {e}")))?;
-    let at = now.timestamp();
-    // The same bits, recently signed: the same body, so the same ETag.
+    let key =
+        core.keyring.access_token_key().ok_or_else(|| DbError::Pool("no access-token signing key".into()))?;
+    let at = core.clock.now().timestamp();
+    // Never longer than a retired key stays in the JWKS, so a list always verifies.
+    let validity = i64::try_from(core.settings.tokens.max_token_lifetime_secs)
+        .unwrap_or(i64::MAX)
+        .clamp(1, LIST_VALIDITY_SECS);
+    // The same bits under the same key, recently signed: the same body.
     if let Some(p) = previous
-        && p.body.is_some()
         && p.lst == lst
-        && at - p.signed_at < LIST_VALIDITY_SECS / 2
+        && p.kid == key.kid()
+        && at - p.signed_at < validity / 2
     {
         return Ok(Built {
             body: p.body.clone(),
             etag: p.etag.clone(),
             lst,
+            kid: p.kid.clone(),
             signed_at: p.signed_at,
             built,
             epoch,
-            changes,
         });
     }
     let claims = ListTokenClaims {
         sub: list_uri(issuer, client_id, list_no),
         iat: at,
-        exp: Some(at + LIST_VALIDITY_SECS),
+        exp: Some(at + validity),
         ttl: Some(core.settings.tokens.status_list_ttl_secs),
         status_list: ListClaim { bits: 1, lst: lst.clone() },
     };
-    let key =
-        core.keyring.access_token_key().ok_or_else(|| DbError::Pool("no access-token signing key".into()))?;
     let jwt =
         key.sign_jwt(TYP, &claims).map_err(|e| DbError::Pool(format!("signing a status list: {e:?}")))?;
-    let digest = Sha256::digest(jwt.as_bytes());
-    let etag = format!("\"{}\"", hex::encode(&digest[..16]));
-    Ok(Built { body: Some(web::Bytes::from(jwt)), etag, lst, signed_at: at, built, epoch, changes })
+    let mut h = Sha256::new();
+    h.update(key.kid().as_bytes());
+    h.update([0]);
+    h.update(lst.as_bytes());
+    let etag = format!("W/\"{}\"", hex::encode(&h.finalize()[..16]));
+    Ok(Built {
+        body: web::Bytes::from(jwt),
+        etag,
+        lst,
+        kid: key.kid().to_owned(),
+        signed_at: at,
+        built,
+        epoch,
+    })
 }
+
+/// The largest list number a client could ever reach.
+const MAX_LIST_NO: i64 = i64::MAX / LIST_LEN;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(&format!("{PATH}/{{client_id}}/{{list_no}}"), web::get().to(serve));
 }
 
 /// `GET /statuslists/{client_id}/{list_no}`. Public, like the JWKS: a list says which
-/// indexes are invalid, nothing about whose tokens they are.
+/// indexes are invalid, nothing about whose tokens they are. An unknown client costs no query
+/// (the client cache remembers unknown ids), nor does a list that has not started.
 #[tracing::instrument(skip_all)]
 async fn serve(
     req: HttpRequest,
@@ -356,21 +449,27 @@ async fn serve(
 ) -> HttpResponse {
     let (client_id, list_no) = path.into_inner();
     let not_found = || HttpResponse::NotFound().insert_header((header::CACHE_CONTROL, "no-store")).finish();
+    let unavailable = |e: &DbError| {
+        tracing::error!(error = ?e, "serving a status list failed");
+        HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "1"))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish()
+    };
     let Ok(list_no) = list_no.parse::<i64>() else { return not_found() };
-    if list_no < 0 || client_id.len() > 128 {
+    if !(0..=MAX_LIST_NO).contains(&list_no) || client_id.len() > 64 {
         return not_found();
     }
+    match state.clients.get(&ClientId::from_string(client_id.clone())).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return not_found(),
+        Err(e) => return unavailable(&e),
+    }
     let built = match state.status_lists.get(&state, &issuer.issuer, &client_id, list_no).await {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = ?e, "building a status list failed");
-            return HttpResponse::ServiceUnavailable()
-                .insert_header((header::RETRY_AFTER, "1"))
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .finish();
-        }
+        Ok(Some(b)) => b,
+        Ok(None) => return not_found(),
+        Err(e) => return unavailable(&e),
     };
-    let Some(body) = &built.body else { return not_found() };
     // Intermediaries revalidate every time (cheap, with the ETag); the list's own `ttl` is
     // what a verifier caches by.
     if not_modified(req.get_header::<IfNoneMatch>(), &built.etag) {
@@ -383,7 +482,7 @@ async fn serve(
         .insert_header((header::CONTENT_TYPE, MEDIA_TYPE))
         .insert_header((header::ETAG, built.etag.as_str()))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(body.clone())
+        .body(built.body.clone())
 }
 
 #[cfg(test)]
@@ -394,6 +493,17 @@ mod tests {
         DateTime::from_timestamp(s, 0).unwrap()
     }
 
+    fn ms(s: i64, ms: i64) -> DateTime<Utc> {
+        t(s) + chrono::Duration::milliseconds(ms)
+    }
+
+    #[test]
+    fn blocks_are_cut_from_the_second_after_the_cut_off_as_introspection_counts() {
+        assert_eq!(cut_blocks_before(t(100)), t(100));
+        assert_eq!(cut_blocks_before(ms(100, 300)), t(101));
+        assert_eq!(cut_blocks_before(ms(100, 999)), t(101));
+    }
+
     #[test]
     fn a_block_hands_out_its_indexes_once_and_stops_at_a_cut_off_or_with_age() {
         let mut b = Block { block_no: 3, taken_at: t(100), next: 0 };
@@ -401,14 +511,31 @@ mod tests {
         assert_eq!(b.take(t(50), t(101)), Some(3 * BLOCK + 1));
         // A cut-off after the block was taken (a suspension or resume): never again.
         assert_eq!(b.take(t(101), t(102)), None);
-        // The cut-off at the very instant it was taken does not retire it (the list cuts
-        // blocks taken strictly before).
+        // A cut-off at the very instant it was taken (a whole second) leaves it usable.
         assert!(b.take(t(100), t(102)).is_some());
         let old = t(100) + BLOCK_MAX_AGE;
         assert_eq!(b.take(t(50), old), None, "an hour old");
         let mut full = Block { block_no: 0, taken_at: t(100), next: BLOCK - 1 };
         assert_eq!(full.take(t(0), t(100)), Some(BLOCK - 1));
         assert_eq!(full.take(t(0), t(100)), None);
+    }
+
+    #[test]
+    fn within_the_cut_offs_second_any_block_serves_and_none_taken_in_it_outlives_it() {
+        // Resumed at 100.300: a token issued before 101 has iat 100, invalid at introspection
+        // whatever its index; the list cuts every block taken before 101.
+        let cut_off = ms(100, 300);
+        let mut old = Block { block_no: 1, taken_at: t(90), next: 0 };
+        assert!(old.take(cut_off, ms(100, 500)).is_some(), "its tokens are invalid anyway");
+        let mut in_second = Block { block_no: 2, taken_at: ms(100, 600), next: 0 };
+        assert!(in_second.take(cut_off, ms(100, 900)).is_some());
+        assert_eq!(in_second.take(cut_off, t(101)), None, "retired once its tokens would be valid");
+        let mut after = Block { block_no: 3, taken_at: t(101), next: 0 };
+        assert!(after.take(cut_off, t(101)).is_some());
+        // An instance whose clock is behind the one that set the cut-off keeps serving (its
+        // tokens' iat is before the cut-off: invalid everywhere) instead of failing.
+        let mut behind = Block { block_no: 4, taken_at: t(98), next: 0 };
+        assert!(behind.take(t(99), t(98)).is_some());
     }
 
     #[test]
@@ -434,7 +561,8 @@ mod tests {
 
     #[test]
     fn the_bits_are_the_cut_off_blocks_and_the_invalid_tokens() {
-        let state = status_lists::ListState {
+        let state = ListState {
+            next_block: 2,
             suspended: false,
             blocks_cut_off: vec![1],
             invalid: vec![5, LIST_LEN + 3],
@@ -448,7 +576,7 @@ mod tests {
             (Some(false), Some(true), Some(true), Some(false))
         );
         let suspended =
-            bits_of(&status_lists::ListState { suspended: true, blocks_cut_off: vec![], invalid: vec![] });
+            bits_of(&ListState { next_block: 1, suspended: true, blocks_cut_off: vec![], invalid: vec![] });
         assert!(
             [0, BLOCK * 7 + 5, LIST_LEN - 1]
                 .iter()

@@ -172,7 +172,13 @@ pub async fn issue(
     // The list follows the account: recorded with the login time its cut-off is compared to.
     let login_at = DateTime::<Utc>::from_timestamp_micros(facts.auth_time_us).unwrap_or(now);
     let access_exp = DateTime::<Utc>::from_timestamp(planned.access_exp, 0).unwrap_or(now);
-    let (jti, uid) = (planned.access_jti.clone(), user.id.to_string());
+    let session_ends = login_at
+        + chrono::Duration::seconds(
+            i64::try_from(state.core.settings.login.session_ttl_secs)
+                .unwrap_or(i64::MAX / 4)
+                .min(10 * 365 * 86_400),
+        );
+    let (jti, uid, sid) = (planned.access_jti.clone(), user.id.to_string(), facts.sid.clone());
     let stored = state
         .core
         .db
@@ -186,7 +192,18 @@ pub async fn issue(
                 if let Some((digest, record)) = &row {
                     refresh_tokens::insert(c, digest, record)?;
                 }
-                crate::store::status_lists::record_user_token(c, &place, &jti, &uid, login_at, access_exp)?;
+                crate::store::status_lists::record_user_token(
+                    c,
+                    &crate::store::status_lists::UserToken {
+                        at: &place,
+                        jti: &jti,
+                        user_id: &uid,
+                        auth_time: login_at,
+                        sid: &sid,
+                        session_ends,
+                        expires_at: access_exp,
+                    },
+                )?;
                 audit.append_with(c, vec![event])?;
                 Ok(true)
             })

@@ -261,6 +261,8 @@ diesel::table! {
         jti -> Text,
         user_id -> Nullable<Text>,
         auth_time -> Nullable<Timestamp>,
+        sid -> Nullable<Text>,
+        session_ends -> Nullable<Timestamp>,
         revoked -> Bool,
         expires_at -> Timestamp,
     }

@@ -29,13 +29,9 @@ pub fn granted_scope(allowed: &[Scope], requested: Option<&str>) -> Result<Vec<S
     Ok(granted)
 }
 
-pub fn grant(
-    core: &Core,
-    issuer: &Issuer,
-    client: &Client,
-    scope: Option<&str>,
-    status: Option<StatusClaim>,
-) -> Result<TokenResponse, OAuthError> {
+/// Whether `client` may have a token of the `requested` scope now, and which scope it gets
+/// (`None`: none at all). Checked before anything is spent on the token (its index).
+pub fn check(core: &Core, client: &Client, requested: Option<&str>) -> Result<Option<String>, OAuthError> {
     if !client.registration.grant_types.contains(&GrantType::ClientCredentials) {
         return Err(OAuthError::new(
             OAuthErrorCode::UnauthorizedClient,
@@ -46,8 +42,18 @@ pub fn grant(
     let facts = ClientFacts::of(client);
     let allowed: Vec<Scope> =
         client.registration.scopes.iter().filter(|s| core.policy.client_scope(facts, s)).cloned().collect();
-    let granted = granted_scope(&allowed, scope)?;
-    let scope = (!granted.is_empty()).then(|| Scope::join(&granted));
+    let granted = granted_scope(&allowed, requested)?;
+    Ok((!granted.is_empty()).then(|| Scope::join(&granted)))
+}
+
+/// Issues the token of the `scope` that [`check`] granted.
+pub fn grant(
+    core: &Core,
+    issuer: &Issuer,
+    client: &Client,
+    scope: Option<String>,
+    status: Option<StatusClaim>,
+) -> Result<TokenResponse, OAuthError> {
     // Never past the horizon that retired signing keys stay published for.
     let max = i64::try_from(core.settings.tokens.max_token_lifetime_secs).unwrap_or(i64::MAX);
     let ttl = i64::from(client.registration.access_token_ttl_secs).min(max);
