@@ -49,8 +49,8 @@ use crate::store::status_lists::{self, ListLookup, ListState, Place};
 
 /// Indexes per block.
 pub const BLOCK: i64 = 1024;
-/// Blocks per list: a list holds 1,048,576 tokens, about 130 bytes compressed while all of
-/// them are valid. A client that issues more moves on to its next list.
+/// Blocks per list: a list holds 1,048,576 tokens, 199 characters of `lst` while all of them
+/// are valid. A client that issues more moves on to its next list.
 pub const BLOCKS_PER_LIST: i64 = 1024;
 /// Tokens per list.
 pub const LIST_LEN: i64 = BLOCK * BLOCKS_PER_LIST;
