@@ -26,6 +26,8 @@ struct Cached {
     fetched: Instant,
     ttl: Duration,
     etag: Option<String>,
+    /// The list token's `exp`: past it, the copy is unusable whatever a 304 says.
+    exp: i64,
 }
 
 pub struct Registry {
@@ -96,6 +98,8 @@ impl Registry {
 
     async fn list(&self, uri: &str) -> Result<Vec<u8>, String> {
         let cached = self.lists.lock().unwrap().get(uri).cloned();
+        let now = chrono::Utc::now().timestamp();
+        let cached = cached.filter(|c| c.exp > now);
         if let Some(c) = &cached
             && c.fetched.elapsed() < c.ttl
         {
@@ -142,7 +146,8 @@ impl Registry {
             .read_to_end(&mut bytes)
             .map_err(|e| format!("lst: {e}"))?;
         let ttl = Duration::from_secs(claims["ttl"].as_u64().ok_or("no ttl")?);
-        let c = Cached { bytes: bytes.clone(), fetched: Instant::now(), ttl, etag };
+        let exp = claims["exp"].as_i64().ok_or("no exp")?;
+        let c = Cached { bytes: bytes.clone(), fetched: Instant::now(), ttl, etag, exp };
         self.lists.lock().unwrap().insert(uri.to_owned(), c);
         Ok(bytes)
     }

@@ -48,7 +48,7 @@ async fn main() {
     let started = Instant::now();
     let mut places = Vec::with_capacity(n);
     for _ in 0..n {
-        let (_, place) =
+        let (_, place, _) =
             app.state.status_lists.assign(&app.core, &app.address, &client).await.expect("index");
         places.push(place);
     }

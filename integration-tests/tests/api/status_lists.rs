@@ -101,6 +101,7 @@ async fn a_registry_rejects_a_suspended_clients_token_within_the_lists_ttl_witho
     let (p1, g1) = (cc_token(&app, &private).await, cc_token(&app, &government).await);
     let registry = Registry::new(&app.address, &app.address).await;
     assert!(registry.check(&p1).await.is_ok());
+    let fetched = Instant::now();
     assert!(registry.check(&g1).await.is_ok());
     assert_eq!(registry.list_requests.load(Ordering::SeqCst), 2, "one list per client");
     // Within the ttl the registry asks nothing.
@@ -112,16 +113,25 @@ async fn a_registry_rejects_a_suspended_clients_token_within_the_lists_ttl_witho
     let env = env_for(&app.db.url, app.data_dir.path());
     let run = run_cli(&["client", "suspend", &private.id, "--reason", "leak"], &env, "").await;
     assert!(run.ok(), "{}", run.stderr);
-    // The registry fetched the list just before the action, so it fetches it again within the
-    // ttl of the action; by then the served list (rebuilt within a second) shows it.
-    let took = until_rejected(&registry, &p1, Duration::from_secs(7)).await;
+    let returned = fetched.elapsed();
+    // The registry fetches the list again when its ttl runs out, 5 s after it fetched it. A
+    // served list shows a change within a second of it, so the guarantee is ttl + 1 s from
+    // the action; when the action returned well before the ttl ran out (as here, unless the
+    // machine is very slow), within the ttl, on the first fetch after it.
+    let took = until_rejected(&registry, &p1, Duration::from_secs(8)).await;
+    let since_fetch = fetched.elapsed();
     println!(
-        "status list: suspended client's token rejected by the registry {took:?} after the action returned"
+        "status list: suspended client's token rejected by the registry {took:?} after the action returned \
+         ({returned:?} after the registry's last fetch)"
     );
-    assert!(took <= Duration::from_secs(5), "took {took:?}, beyond the list's ttl");
+    assert!(took <= Duration::from_secs(6), "took {took:?}: beyond ttl + 1 s");
+    if returned < Duration::from_secs(3) {
+        // Rejected at the registry's first check after its copy's ttl ran out (it checks every
+        // 50 ms): within the ttl of the action.
+        assert!(since_fetch <= Duration::from_millis(5_300), "{since_fetch:?} after the fetch");
+        assert_eq!(registry.list_requests.load(Ordering::SeqCst), 3, "one refresh, when the ttl ran out");
+    }
     assert_eq!(registry.check(&p2).await.unwrap_err(), "revoked (status list)");
-    // It fetched the private list again exactly once: when its ttl ran out.
-    assert_eq!(registry.list_requests.load(Ordering::SeqCst), 3, "one refresh, per the ttl");
     // A registry fetching everything afresh still accepts the other client's token.
     let fresh = Registry::new(&app.address, &app.address).await;
     assert!(fresh.check(&g1).await.is_ok(), "another client's token is untouched");
@@ -143,7 +153,7 @@ async fn revoking_a_token_sets_its_bit_and_no_other() {
     let (status, _) =
         post_form(&app, "/revoke", Some((&p.id, p.secret.as_deref().unwrap())), &[("token", &a)]).await;
     assert_eq!(status, 200);
-    until_rejected(&registry, &a, Duration::from_secs(3)).await;
+    until_rejected(&registry, &a, Duration::from_secs(5)).await;
     assert!(registry.check(&b).await.is_ok(), "the other token of the same client stays valid");
     // Another client cannot revoke it (RFC 7009 §2.1: left alone), so its bit stays clear.
     let q = partner(&app, "other", "private").await;
@@ -170,7 +180,7 @@ async fn a_persons_tokens_follow_their_account_their_login_and_reset_campaigns()
     }
     // A disabled account.
     disable_user(&app, &asha).await;
-    until_rejected(&registry, &asha_at, Duration::from_secs(3)).await;
+    until_rejected(&registry, &asha_at, Duration::from_secs(5)).await;
     // A reset campaign over ravi, from the CLI.
     let list = app.data_dir.path().join("leaked.txt");
     std::fs::write(&list, "ravi\n").unwrap();
@@ -179,13 +189,14 @@ async fn a_persons_tokens_follow_their_account_their_login_and_reset_campaigns()
         run_cli(&["campaign", "start", "--users", list.to_str().unwrap(), "--reason", "leak"], &env, "")
             .await;
     assert!(run.ok(), "{}", run.stderr);
-    until_rejected(&registry, &ravi_at, Duration::from_secs(3)).await;
+    until_rejected(&registry, &ravi_at, Duration::from_secs(5)).await;
     // Revoking the refresh token revokes the access token issued with it (RFC 7009 §2.1).
     assert!(registry.check(&meera_at).await.is_ok(), "meera is untouched so far");
     let (status, _) =
         post_form(&app, "/revoke", None, &[("token", &meera_rt), ("client_id", &field_app.id)]).await;
     assert_eq!(status, 200);
-    until_rejected(&registry, &meera_at, Duration::from_secs(3)).await; // A logout ends the tokens of an app without refresh tokens too (there is nothing to
+    until_rejected(&registry, &meera_at, Duration::from_secs(5)).await;
+    // A logout ends the tokens of an app without refresh tokens too (there is nothing to
     // revoke but the login itself).
     let kiosk = register_client(
         &app,
@@ -211,7 +222,7 @@ async fn a_persons_tokens_follow_their_account_their_login_and_reset_campaigns()
     assert!(registry.check(&kiran_at).await.is_ok());
     let out = browser.get(&format!("/logout?id_token_hint={}", body["id_token"].as_str().unwrap())).await;
     assert_eq!(out.status(), 200, "signed out");
-    until_rejected(&registry, &kiran_at, Duration::from_secs(3)).await;
+    until_rejected(&registry, &kiran_at, Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
@@ -247,6 +258,8 @@ async fn the_list_is_a_signed_conditional_bounded_document() {
         format!("/statuslists/{}/-1", p.id),
         format!("/statuslists/{}/x", p.id),
         format!("/statuslists/{}/99999999999999999999", p.id),
+        // A number, but beyond any list a client could reach.
+        format!("/statuslists/{}/8796093022208", p.id),
     ] {
         assert_eq!(app.get(&path).await.status(), 404, "{path}");
     }
@@ -264,15 +277,15 @@ async fn instances_never_give_one_index_twice_and_a_resume_revives_nothing() {
     let app = spawn_app_with(|s| s.tokens.status_list_ttl_secs = 1).await;
     let b = app.spawn_sibling().await;
     let p = partner(&app, "lab network", "private").await;
-    // 1,200 tokens, 16 in flight at a time, alternately from both instances: more than a block
-    // each, their refills racing.
+    // 2,200 tokens, 16 in flight at a time, alternately from both instances: more than a
+    // block each (1,024), their refills racing.
     let mut old = Vec::new();
     let mut batch = tokio::task::JoinSet::new();
-    for i in 0..1200 {
+    for i in 0..2200 {
         let base = if i % 2 == 0 { app.address.clone() } else { b.address.clone() };
         let (http, id, secret) = (app.client.clone(), p.id.clone(), p.secret.clone());
         batch.spawn(async move { token_at(&http, &base, &id, secret.as_deref()).await });
-        if batch.len() == 16 || i == 1199 {
+        if batch.len() == 16 || i == 2199 {
             while let Some(done) = batch.join_next().await {
                 let (status, body) = done.unwrap();
                 assert_eq!(status, 200, "{body}");
@@ -286,17 +299,27 @@ async fn instances_never_give_one_index_twice_and_a_resume_revives_nothing() {
         assert!(seen.insert(s["idx"].as_u64().unwrap()), "{s} given twice");
         assert_eq!(s["uri"].as_str().unwrap(), format!("{}/statuslists/{}/0", app.address, p.id));
     }
-    assert!(seen.iter().any(|&i| i >= 1024), "past the first block");
+    assert!(seen.iter().filter(|&&i| i >= 2048).count() >= 100, "past a block on each instance");
+    // Both instances serve the same list under the same ETag (a verifier behind a load
+    // balancer revalidates against either).
+    let list = format!("/statuslists/{}/0", p.id);
+    let etag_at = |base: String| {
+        let http = app.client.clone();
+        let url = format!("{base}{list}");
+        async move { http.get(url).send().await.unwrap().headers()["etag"].to_str().unwrap().to_owned() }
+    };
+    assert_eq!(etag_at(app.address.clone()).await, etag_at(b.address.clone()).await);
 
     let registry = Registry::new(&app.address, &app.address).await;
     assert!(registry.check(&old[0]).await.is_ok() && registry.check(&old[1]).await.is_ok());
     let env = env_for(&app.db.url, app.data_dir.path());
     assert!(run_cli(&["client", "suspend", &p.id, "--reason", "drill"], &env, "").await.ok());
-    until_rejected(&registry, &old[1], Duration::from_secs(3)).await;
+    until_rejected(&registry, &old[1], Duration::from_secs(5)).await;
     assert!(run_cli(&["client", "resume", &p.id, "--reason", "cleared"], &env, "").await.ok());
     // Once both instances have seen the resume, new tokens are good and old ones stay dead.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (_, body) = token_at(&app.client, &b.address, &p.id, p.secret.as_deref()).await;
+    let (status, body) = token_at(&app.client, &b.address, &p.id, p.secret.as_deref()).await;
+    assert_eq!(status, 200, "instance B has seen the resume: {body}");
     let fresh = body["access_token"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     registry.check(&fresh).await.unwrap();
@@ -309,7 +332,7 @@ async fn instances_never_give_one_index_twice_and_a_resume_revives_nothing() {
         &["--name", "registry", "--category", "internal", "--grant", "client_credentials", "--introspection"],
     )
     .await;
-    for (t, want) in [(&fresh, true), (&old[0], false), (&old[1199], false)] {
+    for (t, want) in [(&fresh, true), (&old[0], false), (&old[2199], false)] {
         let (status, v) =
             post_form(&app, "/introspect", Some((&reg.id, reg.secret.as_deref().unwrap())), &[("token", t)])
                 .await;
@@ -363,8 +386,9 @@ async fn the_stored_state_follows_accounts_logins_and_their_expiry_on_either_bac
             assert_eq!(sl::revoke_sid(c, "s3")?, Vec::<String>::new(), "a second logout changes nothing");
             assert_eq!(sl::revoke_jti(c, "j1")?, vec![cid.clone()]);
             assert_eq!(sl::revoke_jti(c, "nothing")?, Vec::<String>::new());
+            // Twice: still one row.
             sl::revoke_at(c, &at(9), "j9", now + chrono::Duration::minutes(1))?;
-            sl::revoke_at(c, &at(9), "j9", now + chrono::Duration::minutes(1))?; // twice: one row
+            sl::revoke_at(c, &at(9), "j9", now + chrono::Duration::minutes(1))?;
             sl::revoke_at(c, &at(10), "j10", now - chrono::Duration::minutes(1))?; // expired: left out
             let found = sl::list_state(c, &cid, 0, BLOCKS_PER_LIST, now, cut_blocks_before)?;
             assert_eq!(

@@ -30,7 +30,7 @@
 //! holds no memory.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -132,14 +132,19 @@ struct ClientBlocks {
 /// A built list.
 struct Built {
     body: web::Bytes,
-    /// Weak: the same bits under the same key are the same list, whichever instance signed
-    /// it and when (so a verifier behind a load balancer still gets its 304s).
+    /// A digest of key, `iat` and bits. Every instance signs a list with the same `iat` (the
+    /// start of the current half-validity window), so the same list has the same tag on every
+    /// instance (a verifier behind a load balancer gets its 304s), and a re-signed one a new tag.
+    /// Weak: ECDSA signatures differ between instances.
     etag: String,
-    lst: String,
+    /// What it was built from (an unchanged state is not compressed again).
+    state: ListState,
     kid: String,
-    signed_at: i64,
-    built: Instant,
+    iat: i64,
+    /// When its state was read, and the epoch and slot generation then.
+    read: Instant,
     epoch: i64,
+    generation: u64,
 }
 
 /// A client's id and a list number.
@@ -149,8 +154,9 @@ type ListKey = (String, i64);
 struct Slot {
     built: RwLock<Option<Arc<Built>>>,
     rebuild: tokio::sync::Mutex<()>,
-    /// Set when this instance changed the list (a revocation).
-    dirty: AtomicBool,
+    /// Moved when this instance changes the list (a revocation): a list built from a state
+    /// read before is stale.
+    generation: AtomicU64,
 }
 
 /// How many blocks a client had taken, as last read, and when.
@@ -183,13 +189,15 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl StatusLists {
-    /// An index for a token of `client` issued now, and the `status` claim naming it.
+    /// An index for a token of `client` issued now, the `status` claim naming it, and the
+    /// instant it was given at, which must be the token's `iat` (whether its block counts as
+    /// cut depends on that instant, as introspection judges the token by its `iat`).
     pub async fn assign(
         &self,
         core: &Core,
         issuer: &str,
         client: &Client,
-    ) -> Result<(StatusClaim, Place), AssignError> {
+    ) -> Result<(StatusClaim, Place, DateTime<Utc>), AssignError> {
         let entry = {
             let mut blocks = locked(&self.blocks);
             if blocks.len() >= MAX_CLIENTS && !blocks.contains_key(client.id.as_str()) {
@@ -203,11 +211,13 @@ impl StatusLists {
         for _ in 0..2 {
             let now = crate::clock::truncate_micros(core.clock.now());
             if let Some(global) = take(now) {
-                return Ok(claim(issuer, client, global));
+                return Ok(claim(issuer, client, global, now));
             }
             let _one = entry.refill.lock().await;
+            // The wait may have been long: the instant is taken again.
+            let now = crate::clock::truncate_micros(core.clock.now());
             if let Some(global) = take(now) {
-                return Ok(claim(issuer, client, global));
+                return Ok(claim(issuer, client, global, now));
             }
             let forget_before = now - BLOCK_MAX_AGE - horizon(core);
             let id = client.id.as_str().to_owned();
@@ -224,7 +234,7 @@ impl StatusLists {
         let lists = locked(&self.lists);
         for ((client, _), slot) in lists.iter() {
             if clients.contains(client) {
-                slot.dirty.store(true, Ordering::Release);
+                slot.generation.fetch_add(1, Ordering::AcqRel);
             }
         }
     }
@@ -257,13 +267,15 @@ impl StatusLists {
         let key = (client_id.to_owned(), list_no);
         let existing = locked(&self.lists).get(&key).cloned();
         let current = |slot: &Slot| {
-            if slot.dirty.load(Ordering::Acquire) {
-                return None;
-            }
+            let generation = slot.generation.load(Ordering::Acquire);
             let built = slot.built.read().unwrap_or_else(|p| p.into_inner());
             built
                 .as_ref()
-                .filter(|b| b.built.elapsed() < REBUILD_AFTER && b.epoch == state.clients.epoch())
+                .filter(|b| {
+                    b.read.elapsed() < REBUILD_AFTER
+                        && b.epoch == state.clients.epoch()
+                        && b.generation == generation
+                })
                 .cloned()
         };
         if let Some(b) = existing.as_deref().and_then(current) {
@@ -283,9 +295,9 @@ impl StatusLists {
         if let Some(b) = current(&slot) {
             return Ok(Some(b));
         }
-        // Read before the database: a change landing meanwhile marks it again.
-        slot.dirty.store(false, Ordering::Release);
-        let epoch = state.clients.epoch();
+        // Read before the database: a change landing meanwhile moves them again.
+        let (read, epoch, generation) =
+            (Instant::now(), state.clients.epoch(), slot.generation.load(Ordering::Acquire));
         let previous = slot.built.read().unwrap_or_else(|p| p.into_inner()).clone();
         let core = &state.core;
         let now = core.clock.now();
@@ -294,14 +306,7 @@ impl StatusLists {
             .db
             .run(move |c| status_lists::list_state(c, &id, list_no, BLOCKS_PER_LIST, now, cut_blocks_before))
             .await;
-        let found = match found {
-            Ok(f) => f,
-            Err(e) => {
-                slot.dirty.store(true, Ordering::Release);
-                return Err(e);
-            }
-        };
-        let list = match found {
+        let list = match found? {
             ListLookup::Found(list) => list,
             ListLookup::NotStarted { next_block } => {
                 self.forget_slot(&key, &slot);
@@ -314,8 +319,9 @@ impl StatusLists {
             }
         };
         self.learn(client_id, list.next_block);
+        let stamp = Stamp { read, epoch, generation };
         let built =
-            Arc::new(build(core, issuer, client_id, list_no, list, previous.as_deref(), epoch).await?);
+            Arc::new(build(core, issuer, client_id, list_no, list, previous.as_deref(), stamp).await?);
         *slot.built.write().unwrap_or_else(|p| p.into_inner()) = Some(built.clone());
         Ok(Some(built))
     }
@@ -329,7 +335,12 @@ impl StatusLists {
     }
 }
 
-fn claim(issuer: &str, client: &Client, global: i64) -> (StatusClaim, Place) {
+fn claim(
+    issuer: &str,
+    client: &Client,
+    global: i64,
+    at: DateTime<Utc>,
+) -> (StatusClaim, Place, DateTime<Utc>) {
     let place = Place {
         client_id: client.id.as_str().to_owned(),
         list_no: global / LIST_LEN,
@@ -337,7 +348,7 @@ fn claim(issuer: &str, client: &Client, global: i64) -> (StatusClaim, Place) {
     };
     let uri = list_uri(issuer, &place.client_id, place.list_no);
     let idx = u64::try_from(place.idx).unwrap_or(0);
-    (StatusClaim { status_list: StatusRef { idx, uri } }, place)
+    (StatusClaim { status_list: StatusRef { idx, uri } }, place, at)
 }
 
 /// How long after a block stops being used its tokens may still be alive.
@@ -369,64 +380,76 @@ pub fn bits_of(s: &ListState) -> StatusBits {
     bits
 }
 
+/// When a list's state was read.
+struct Stamp {
+    read: Instant,
+    epoch: i64,
+    generation: u64,
+}
+
 async fn build(
     core: &Core,
     issuer: &str,
     client_id: &str,
     list_no: i64,
-    list: ListState,
+    state: ListState,
     previous: Option<&Built>,
-    epoch: i64,
+    stamp: Stamp,
 ) -> Result<Built, DbError> {
-    let built = Instant::now();
-    let lst = tokio::task::spawn_blocking(move || bits_of(&list).encode())
-        .await
-        .map_err(|e| DbError::Pool(format!("building a status list: {e}")))?;
     let key =
         core.keyring.access_token_key().ok_or_else(|| DbError::Pool("no access-token signing key".into()))?;
-    let at = core.clock.now().timestamp();
-    // Never longer than a retired key stays in the JWKS, so a list always verifies.
+    // Never longer than a retired key stays in the JWKS, so a list always verifies; signed
+    // with the `iat` of the current half-validity window, the same on every instance.
     let validity = i64::try_from(core.settings.tokens.max_token_lifetime_secs)
         .unwrap_or(i64::MAX)
-        .clamp(1, LIST_VALIDITY_SECS);
-    // The same bits under the same key, recently signed: the same body.
+        .clamp(2, LIST_VALIDITY_SECS);
+    let now = core.clock.now().timestamp();
+    let iat = now - now.rem_euclid(validity / 2);
+    let Stamp { read, epoch, generation } = stamp;
+    // Nothing changed: the same body (and no compression of a million bits).
     if let Some(p) = previous
-        && p.lst == lst
+        && p.state == state
         && p.kid == key.kid()
-        && at - p.signed_at < validity / 2
+        && p.iat == iat
     {
         return Ok(Built {
             body: p.body.clone(),
             etag: p.etag.clone(),
-            lst,
+            state,
             kid: p.kid.clone(),
-            signed_at: p.signed_at,
-            built,
+            iat,
+            read,
             epoch,
+            generation,
         });
     }
+    let bits_from = state.clone();
+    let lst = tokio::task::spawn_blocking(move || bits_of(&bits_from).encode())
+        .await
+        .map_err(|e| DbError::Pool(format!("building a status list: {e}")))?;
+    let mut h = Sha256::new();
+    h.update(key.kid().as_bytes());
+    h.update(iat.to_be_bytes());
+    h.update(lst.as_bytes());
+    let etag = format!("W/\"{}\"", hex::encode(&h.finalize()[..16]));
     let claims = ListTokenClaims {
         sub: list_uri(issuer, client_id, list_no),
-        iat: at,
-        exp: Some(at + validity),
+        iat,
+        exp: Some(iat + validity),
         ttl: Some(core.settings.tokens.status_list_ttl_secs),
-        status_list: ListClaim { bits: 1, lst: lst.clone() },
+        status_list: ListClaim { bits: 1, lst },
     };
     let jwt =
         key.sign_jwt(TYP, &claims).map_err(|e| DbError::Pool(format!("signing a status list: {e:?}")))?;
-    let mut h = Sha256::new();
-    h.update(key.kid().as_bytes());
-    h.update([0]);
-    h.update(lst.as_bytes());
-    let etag = format!("W/\"{}\"", hex::encode(&h.finalize()[..16]));
     Ok(Built {
         body: web::Bytes::from(jwt),
         etag,
-        lst,
+        state,
         kid: key.kid().to_owned(),
-        signed_at: at,
-        built,
+        iat,
+        read,
         epoch,
+        generation,
     })
 }
 

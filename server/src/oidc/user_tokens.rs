@@ -99,15 +99,15 @@ pub async fn issue(
     grant: &'static str,
     rotate_from: Option<&str>,
 ) -> Result<Option<TokenResponse>, OAuthError> {
-    let now = state.core.clock.now();
-    let ttl = access_ttl(state, client);
-    let scope = (!facts.scope.is_empty()).then(|| facts.scope.clone());
-    let auth_time = facts.auth_time_us.div_euclid(1_000_000);
-    let (status, place) =
+    // Issued at the instant its status index was given at (see `StatusLists::assign`).
+    let (status, place, now) =
         state.status_lists.assign(&state.core, &issuer.issuer, client).await.map_err(|e| {
             tracing::error!(error = ?e, "no status-list index");
             OAuthError::new(super::error::OAuthErrorCode::TemporarilyUnavailable, "Try again shortly.")
         })?;
+    let ttl = access_ttl(state, client);
+    let scope = (!facts.scope.is_empty()).then(|| facts.scope.clone());
+    let auth_time = facts.auth_time_us.div_euclid(1_000_000);
     let claims = AccessTokenClaims {
         iss: issuer.issuer.clone(),
         sub: user.id.to_string(),
@@ -212,6 +212,32 @@ pub async fn issue(
         .map_err(internal("storing an issuance failed"))?;
     if !stored {
         return Ok(None);
+    }
+    // A login ended while this was being issued: its logout marked the login's tokens before
+    // this one was recorded, so this one is marked here, and not handed out.
+    match crate::login::session::sid_record(state, &facts.sid).await {
+        Ok(Some(r)) if r.user_id == user.id => {}
+        Ok(_) => {
+            let s = facts.sid.clone();
+            let changed = state
+                .core
+                .db
+                .run(move |c| crate::store::status_lists::revoke_sid(c, &s))
+                .await
+                .map_err(internal("marking an ended login's tokens failed"))?;
+            state.status_lists.changed(&changed);
+            return Err(OAuthError::new(
+                super::error::OAuthErrorCode::InvalidGrant,
+                "The sign-in behind this grant has ended.",
+            ));
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "session store unavailable");
+            return Err(OAuthError::new(
+                super::error::OAuthErrorCode::TemporarilyUnavailable,
+                "Try again shortly.",
+            ));
+        }
     }
     // A family revoked while this was being issued (a replayed code, a reused refresh token):
     // the revoker marks the family before revoking its rows, so either it saw our row or we

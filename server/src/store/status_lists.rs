@@ -231,6 +231,7 @@ pub fn list_state(
         .filter(status_list_blocks::block_no.lt(first + blocks_per_list))
         .filter(status_list_blocks::allocated_at.lt(cut))
         .select(status_list_blocks::block_no)
+        .order(status_list_blocks::block_no.asc())
         .load(conn)?;
     // The rules of introspection: revoked; the account disabled or cut off after the login;
     // the login over (a logout marks `revoked`; expiry is `session_ends`).
@@ -239,7 +240,7 @@ pub fn list_state(
         "SELECT e.idx AS n FROM status_list_entries e LEFT JOIN users u ON u.id = e.user_id \
          WHERE e.client_id = ? AND e.list_no = ? AND e.expires_at > ? AND (e.revoked \
          OR (e.user_id IS NOT NULL AND (u.id IS NULL OR u.status <> 'active' \
-             OR u.tokens_valid_after > e.auth_time OR e.session_ends <= ?)))",
+             OR u.tokens_valid_after > e.auth_time OR e.session_ends <= ?))) ORDER BY e.idx",
         vec![
             Bind::Text(client_id.to_owned()),
             Bind::Big(list_no),

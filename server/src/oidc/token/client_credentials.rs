@@ -46,13 +46,15 @@ pub fn check(core: &Core, client: &Client, requested: Option<&str>) -> Result<Op
     Ok((!granted.is_empty()).then(|| Scope::join(&granted)))
 }
 
-/// Issues the token of the `scope` that [`check`] granted.
+/// Issues the token of the `scope` that [`check`] granted, at `now` (the instant its status
+/// index was given at).
 pub fn grant(
     core: &Core,
     issuer: &Issuer,
     client: &Client,
     scope: Option<String>,
     status: Option<StatusClaim>,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<TokenResponse, OAuthError> {
     // Never past the horizon that retired signing keys stay published for.
     let max = i64::try_from(core.settings.tokens.max_token_lifetime_secs).unwrap_or(i64::MAX);
@@ -62,7 +64,7 @@ pub fn grant(
         &issuer.audience,
         client.id.as_str(),
         scope.clone(),
-        core.clock.now(),
+        now,
         ttl,
         status,
     );

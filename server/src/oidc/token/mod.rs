@@ -83,12 +83,12 @@ async fn token(
         TokenRequest::ClientCredentials { scope } => {
             span.record("grant", "client_credentials");
             let scope = client_credentials::check(&state.core, &client, scope.as_deref())?;
-            let (status, _) =
+            let (status, _, at) =
                 state.status_lists.assign(&state.core, &issuer.issuer, &client).await.map_err(|e| {
                     tracing::error!(error = ?e, "no status-list index");
                     OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "Try again shortly.")
                 })?;
-            let response = client_credentials::grant(&state.core, &issuer, &client, scope, Some(status))?;
+            let response = client_credentials::grant(&state.core, &issuer, &client, scope, Some(status), at)?;
             state.issuance.record(client.id.as_str(), response.scope.as_deref(), state.core.clock.now());
             response
         }
