@@ -408,3 +408,31 @@ async fn the_stored_state_follows_accounts_logins_and_their_expiry_on_either_bac
     assert_eq!(list.invalid, vec![1, 2, 3, 4, 9]);
     assert!(!list.suspended && list.blocks_cut_off.is_empty(), "{list:?}");
 }
+
+#[tokio::test]
+async fn resuming_a_client_that_is_not_suspended_cuts_nothing_off() {
+    let app = spawn_app_with(|s| s.tokens.status_list_ttl_secs = 1).await;
+    let p = partner(&app, "lab network", "private").await;
+    let token = cc_token(&app, &p).await;
+    // A second later, so a moved cut-off would fall after the token's iat.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let env = env_for(&app.db.url, app.data_dir.path());
+    let run = run_cli(&["client", "resume", &p.id, "--reason", "just in case"], &env, "").await;
+    assert!(run.ok(), "{}", run.stderr);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(Registry::new(&app.address, &app.address).await.check(&token).await.is_ok());
+    let reg = register_client(
+        &app,
+        &["--name", "registry", "--category", "internal", "--grant", "client_credentials", "--introspection"],
+    )
+    .await;
+    let (status, v) =
+        post_form(&app, "/introspect", Some((&reg.id, reg.secret.as_deref().unwrap())), &[("token", &token)])
+            .await;
+    assert_eq!((status, v["active"].as_bool()), (200, Some(true)), "{v}");
+    let events =
+        app.core.audit.page(pramaan_server::store::audit_events::AuditFilter::default(), 100).await.unwrap();
+    let resume = events.iter().find(|e| e.action == "client.resume").expect("the request is audited");
+    let details: Value = serde_json::from_str(&resume.details).unwrap();
+    assert_eq!(details["changed"], false, "{details}");
+}

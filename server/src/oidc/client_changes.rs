@@ -63,7 +63,9 @@ pub async fn rotate_secret(
 }
 
 /// Suspends or resumes a client (`reason` is audited with `extra`). Both cut its tokens off at
-/// now: resuming revives nothing issued before. `NotFound` for an unknown client.
+/// now: resuming revives nothing issued before. A client already in that state is left as it
+/// is (resuming an active client must not cut its live tokens off); the request is audited
+/// with `"changed": false`. `NotFound` for an unknown client.
 pub async fn set_status(
     core: &Core,
     actor: &str,
@@ -80,15 +82,22 @@ pub async fn set_status(
     core.db
         .run(move |c| {
             write_transaction(c, |c| {
-                let client = clients::set_status(c, &target, status, now)?;
-                meta::bump_revocation_epoch(c)?;
+                let before = clients::find(c, &target)?.ok_or(DbError::NotFound)?;
+                let changed = before.status != status;
+                let client = if changed {
+                    let client = clients::set_status(c, &target, status, now)?;
+                    meta::bump_revocation_epoch(c)?;
+                    client
+                } else {
+                    before
+                };
                 let action = match status {
                     ClientStatus::Suspended => "client.suspend",
                     ClientStatus::Active => "client.resume",
                 };
                 let event = AuditEvent::new(actor, action, Outcome::Success)
                     .target(format!("client:{target}"))
-                    .details(details);
+                    .details(merged(details, json!({ "changed": changed })));
                 audit.append_with(c, vec![event])?;
                 Ok(client)
             })
