@@ -59,6 +59,59 @@ pub async fn session_store_under_test() -> TestSessionStore {
     }
 }
 
+impl TestSessionStore {
+    /// How many live entries this test's store holds (the Redis keys under its prefix).
+    pub async fn entry_count(&self) -> u64 {
+        match &self.redis_cleanup {
+            None => self.store.usage().await.unwrap().expect("the memory store has a limit").used,
+            Some((url, prefix)) => {
+                let (url, prefix) = (url.clone(), prefix.clone());
+                tokio::task::spawn_blocking(move || count_prefixed_keys(&url, &prefix))
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
+        }
+    }
+}
+
+fn count_prefixed_keys(url: &str, prefix: &str) -> redis::RedisResult<u64> {
+    let mut connection = redis::Client::open(url)?.get_connection()?;
+    let mut count = 0u64;
+    for_prefixed_keys(&mut connection, prefix, |_, keys| {
+        count += keys.len() as u64;
+        Ok(())
+    })?;
+    Ok(count)
+}
+
+/// Calls `each` with every batch of keys under `prefix` (a SCAN, so never one huge reply).
+fn for_prefixed_keys(
+    connection: &mut redis::Connection,
+    prefix: &str,
+    mut each: impl FnMut(&mut redis::Connection, Vec<String>) -> redis::RedisResult<()>,
+) -> redis::RedisResult<()> {
+    // The prefix is `pramaan-test:<uuid>:`, which holds no glob metacharacters.
+    let pattern = format!("{prefix}*");
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(500)
+            .query(connection)?;
+        if !keys.is_empty() {
+            each(connection, keys)?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
 impl Drop for TestSessionStore {
     fn drop(&mut self) {
         if let Some((url, prefix)) = &self.redis_cleanup {
@@ -71,23 +124,5 @@ impl Drop for TestSessionStore {
 /// Blocking on purpose: `Drop` cannot await, and this runs once per test.
 fn delete_prefixed_keys(url: &str, prefix: &str) -> redis::RedisResult<()> {
     let mut connection = redis::Client::open(url)?.get_connection()?;
-    // The prefix is `pramaan-test:<uuid>:`, which holds no glob metacharacters.
-    let pattern = format!("{prefix}*");
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(500)
-            .query(&mut connection)?;
-        if !keys.is_empty() {
-            redis::cmd("DEL").arg(&keys).query::<()>(&mut connection)?;
-        }
-        if next == 0 {
-            return Ok(());
-        }
-        cursor = next;
-    }
+    for_prefixed_keys(&mut connection, prefix, |c, keys| redis::cmd("DEL").arg(&keys).query::<()>(c))
 }

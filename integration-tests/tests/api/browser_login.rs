@@ -238,7 +238,8 @@ async fn the_session_cookie_is_http_only_lax_and_renewed_at_login_and_pages_are_
     let renewed = after.headers()["set-cookie"].to_str().unwrap().to_owned();
     let value = |c: &str| c.split(';').next().unwrap().to_owned();
     assert_ne!(value(&before), value(&renewed), "the session id changes at login");
-    // The old id is worthless now.
+    // The old cookie is worthless now: it was the anonymous session (sealed in the cookie, so
+    // it still opens), which holds no login — replayed, it leads back to the password page.
     let old = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let r = old
         .get(format!("{}/authorize/resume?request={}", app.address, hidden(&html, "request").unwrap()))
@@ -246,7 +247,17 @@ async fn the_session_cookie_is_http_only_lax_and_renewed_at_login_and_pages_are_
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 303);
+    let to = location(&r);
+    assert!(to.starts_with("/login?request="), "back to the password, not on with the login: {to}");
+    // The new one carries the login on to the client.
+    let r = old
+        .get(format!("{}/authorize/resume?request={}", app.address, hidden(&html, "request").unwrap()))
+        .header("cookie", value(&renewed))
+        .send()
+        .await
+        .unwrap();
+    assert!(location(&r).contains("code="), "{}", location(&r));
 }
 
 #[tokio::test]

@@ -5,6 +5,14 @@
 //! Cookie: `__Host-pramaan` (Secure, HttpOnly, SameSite=Lax, Path=/) when the issuer is https;
 //! on a plain-http issuer (the loopback development default) `pramaan_session`, the same
 //! without Secure, which browsers would otherwise drop.
+//!
+//! An anonymous visitor's session (its CSRF token and pending requests, nothing proven yet)
+//! is never written to the store: it rides in the same cookie, compressed and sealed with
+//! AES-256-GCM under a subkey of the key-encryption key, with its expiry inside the seal. So
+//! opening pages, however often and from however many addresses, fills no store (DESIGN.md:
+//! anonymous visitors create no server-side state). The session moves into the store only
+//! when it holds a proof — a password, a reset link or code — which needs a valid CSRF token
+//! and a secret; it leaves the store again when the proof is forgotten.
 
 use std::time::Duration;
 
@@ -19,6 +27,17 @@ use crate::state::AppState;
 
 /// At most this many unfinished authorization requests per browser (tabs); the oldest goes.
 const MAX_PENDING: usize = 5;
+
+/// The longest sealed cookie value sent: browsers keep cookies of up to 4096 bytes, name and
+/// attributes included. Pending requests are dropped oldest first until the session fits.
+const SEALED_BUDGET: usize = 3_900;
+
+/// The associated data that binds a sealed session to its use.
+const SEALED_AAD: &[u8] = b"pramaan/v1/anonymous-browser-session";
+
+/// A sealed value that inflates past this is refused (a forged one could not get here, but
+/// the bound costs nothing).
+const SEALED_MAX_INFLATED: u64 = 64 * 1024;
 
 /// The login this browser completed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +128,15 @@ impl BrowserSession {
         }
     }
 
+    /// Whether the session holds nothing that must live in the store: no login (finished or
+    /// half), no reset or app enrollment under way. Such a session rides sealed in the cookie.
+    pub fn is_anonymous(&self) -> bool {
+        self.auth.is_none()
+            && self.partial.is_none()
+            && self.account_enrolling.is_none()
+            && self.reset.is_none()
+    }
+
     /// Compares a form's CSRF token with this session's in constant time.
     pub fn csrf_ok(&self, presented: Option<&str>) -> bool {
         presented.is_some_and(|p| crate::crypto::constant_time_eq(p.as_bytes(), self.csrf.as_bytes()))
@@ -165,30 +193,75 @@ fn store_key(state: &AppState, id: &str) -> String {
     format!("browser:{}", state.core.keys.digester.digest("browser-session", id.as_bytes()))
 }
 
-/// A loaded session and the cookie id it was found under (`None`: not yet stored).
+/// A loaded session and the cookie id it was found under (`None`: not in the store — new, or
+/// anonymous and sealed in the cookie).
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub id: Option<String>,
     pub session: BrowserSession,
 }
 
-/// The browser's session, or a fresh (unsaved) one. A cookie whose session is gone counts
-/// as no session.
+/// An anonymous session as sealed in the cookie, with the instant it stops being accepted.
+#[derive(Serialize, Deserialize)]
+struct SealedSession {
+    exp_us: i64,
+    session: BrowserSession,
+}
+
+/// Whether a cookie value has the shape of a store id: 32 base64url characters.
+fn is_store_id(v: &str) -> bool {
+    v.len() == 32 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The browser's session, or a fresh (unsaved) one. A cookie whose session is gone, whose
+/// seal does not open or whose sealed session has expired counts as no session.
 pub async fn load(state: &AppState, req: &HttpRequest, secure: bool) -> Result<Loaded, StoreError> {
     if let Some(c) = req.cookie(cookie_name(secure)) {
-        let id = c.value().to_owned();
+        let value = c.value();
         // Our ids are 32 base64url characters; anything else is not worth a store lookup.
-        if id.len() == 32
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            && let Some(bytes) = state.sessions.get(&store_key(state, &id)).await?
+        if is_store_id(value)
+            && let Some(bytes) = state.sessions.get(&store_key(state, value)).await?
             && let Ok(session) = serde_json::from_slice::<BrowserSession>(&bytes)
         {
             let mut session = session;
             expire_pending(state, &mut session);
-            return Ok(Loaded { id: Some(id), session });
+            return Ok(Loaded { id: Some(value.to_owned()), session });
+        }
+        let now_us = state.core.clock.now().timestamp_micros();
+        if let Some(mut session) = unseal(state, value, now_us) {
+            expire_pending(state, &mut session);
+            return Ok(Loaded { id: None, session });
         }
     }
     Ok(Loaded { id: None, session: BrowserSession::fresh() })
+}
+
+/// Opens a sealed anonymous session that has not expired at `now_us`.
+fn unseal(state: &AppState, value: &str, now_us: i64) -> Option<BrowserSession> {
+    use std::io::Read;
+    if value.len() > SEALED_BUDGET {
+        return None;
+    }
+    let compressed = state.core.keys.secrets.open(value, SEALED_AAD).ok()?;
+    let mut json = Vec::new();
+    flate2::read::DeflateDecoder::new(&compressed[..])
+        .take(SEALED_MAX_INFLATED)
+        .read_to_end(&mut json)
+        .ok()?;
+    let sealed: SealedSession = serde_json::from_slice(&json).ok()?;
+    (sealed.exp_us > now_us && sealed.session.is_anonymous()).then_some(sealed.session)
+}
+
+/// Seals an anonymous session for `ttl_us` from `now_us`, or `None` when it does not fit in
+/// a cookie even alone.
+fn seal(state: &AppState, session: &BrowserSession, now_us: i64, ttl_us: i64) -> Option<String> {
+    use std::io::Write;
+    let sealed = SealedSession { exp_us: now_us.saturating_add(ttl_us), session: session.clone() };
+    let json = serde_json::to_vec(&sealed).ok()?;
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(&json).ok()?;
+    let value = state.core.keys.secrets.seal(&z.finish().ok()?, SEALED_AAD);
+    (value.len() <= SEALED_BUDGET).then_some(value)
 }
 
 /// How long the stored session lives: an authenticated one until its login expires, an
@@ -207,12 +280,31 @@ fn ttl(state: &AppState, s: &BrowserSession) -> Duration {
     }
 }
 
-/// Stores the session under its id (a new id if it had none) and returns the cookie to set.
+/// Keeps the session and returns the cookie to set: an anonymous one sealed in the cookie
+/// itself (leaving the store if it was there), any other in the store under its id (a new id
+/// if it had none).
 pub async fn save(
     state: &AppState,
     loaded: &mut Loaded,
     secure: bool,
 ) -> Result<Cookie<'static>, StoreError> {
+    if loaded.session.is_anonymous() {
+        if let Some(old) = loaded.id.take() {
+            state.sessions.delete(&store_key(state, &old)).await?;
+        }
+        let now_us = state.core.clock.now().timestamp_micros();
+        let ttl_us = i64::try_from(ttl(state, &loaded.session).as_micros()).unwrap_or(i64::MAX / 2);
+        loop {
+            if let Some(value) = seal(state, &loaded.session, now_us, ttl_us) {
+                return Ok(cookie(value, secure));
+            }
+            // Too large for a cookie: the oldest tab's request goes first.
+            if loaded.session.pending.len() <= 1 {
+                return Err(StoreError::Unavailable("the anonymous session does not fit in a cookie".into()));
+            }
+            loaded.session.pending.remove(0);
+        }
+    }
     let id = match &loaded.id {
         Some(id) => id.clone(),
         None => {
@@ -363,6 +455,7 @@ mod tests {
                 max_age: None,
                 login_hint: None,
                 acr: None,
+                hint_sub: None,
             }),
             consented: false,
         }

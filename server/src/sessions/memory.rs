@@ -103,6 +103,18 @@ impl SessionStore for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    async fn usage(&self) -> Result<Option<super::Usage>, StoreError> {
+        let mut inner = self.lock();
+        // Expired entries do not count against the limit (a write would sweep them).
+        let now = Instant::now();
+        inner.sweep_if_due(now);
+        let used = inner.entries.values().filter(|e| e.is_live(now)).count();
+        Ok(Some(super::Usage {
+            used: u64::try_from(used).unwrap_or(u64::MAX),
+            limit: u64::try_from(inner.max_entries).unwrap_or(u64::MAX),
+        }))
+    }
 }
 
 struct Entry {

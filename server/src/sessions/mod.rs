@@ -79,4 +79,23 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Succeeds when the store can serve requests (`/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// How full the store is, when it has a limit: what it holds and what it may hold, in its
+    /// own unit (entries in memory, bytes in Redis under `maxmemory`). `/readyz` reports a store
+    /// near its limit before writes start failing.
+    async fn usage(&self) -> Result<Option<Usage>, StoreError>;
+}
+
+/// A store's fill level against its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub used: u64,
+    pub limit: u64,
+}
+
+impl Usage {
+    /// At or above nine tenths of the limit: writes may soon fail.
+    pub fn near_full(&self) -> bool {
+        self.limit > 0 && self.used.saturating_mul(10) >= self.limit.saturating_mul(9)
+    }
 }

@@ -264,6 +264,23 @@ impl SessionStore for RedisStore {
         let cmd = redis::cmd("PING");
         self.query::<String>("PING", &cmd).await.map(drop)
     }
+
+    async fn usage(&self) -> Result<Option<super::Usage>, StoreError> {
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("memory");
+        let info = self.query::<String>("INFO", &cmd).await?;
+        Ok(parse_memory_info(&info))
+    }
+}
+
+/// `used_memory` against `maxmemory` from `INFO memory`; `None` without a `maxmemory` (Redis
+/// then grows until the machine runs out, which the operator must watch instead).
+fn parse_memory_info(info: &str) -> Option<super::Usage> {
+    let field = |name: &str| {
+        info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<u64>().ok())
+    };
+    let limit = field("maxmemory").filter(|&m| m > 0)?;
+    Some(super::Usage { used: field("used_memory")?, limit })
 }
 
 /// Milliseconds for `PX`: the trait contract makes zero one millisecond, and Redis rejects 0.
@@ -292,6 +309,17 @@ mod tests {
         assert_eq!(ttl_ms(Duration::from_micros(500)), 1);
         assert_eq!(ttl_ms(Duration::from_millis(1500)), 1500);
         assert_eq!(ttl_ms(Duration::MAX), MAX_TTL_MS);
+    }
+
+    #[test]
+    fn memory_usage_counts_only_under_a_maxmemory() {
+        let info = "# Memory\r\nused_memory:950\r\nused_memory_human:950B\r\nmaxmemory:1000\r\n";
+        let u = parse_memory_info(info).unwrap();
+        assert_eq!((u.used, u.limit), (950, 1000));
+        assert!(u.near_full());
+        assert!(!super::super::Usage { used: 899, limit: 1000 }.near_full());
+        assert_eq!(parse_memory_info("used_memory:950\r\nmaxmemory:0\r\n"), None);
+        assert_eq!(parse_memory_info("used_memory_peak:1\r\nmaxmemory_policy:noeviction\r\n"), None);
     }
 
     #[tokio::test]
