@@ -115,44 +115,52 @@ pub enum LoginAttempt {
     },
 }
 
-/// The password step of the login page, with lockout: the same argon2 work for every
-/// attempt; a wrong password counts (off the response path, so an existing account answers
-/// no slower than an unknown one) and at the threshold locks the account for a growing
-/// time. A right password is `Success` if the account was not locked when read; the login
-/// is admitted only when it completes (`complete_login`: one atomic statement that sees a
-/// lock set meanwhile by parallel guesses, and clears the count). So a right password does
-/// not clear the count while a second factor is still to come: wrong codes keep adding up.
-/// Attempts while locked do not count, so guessing cannot extend a lock forever.
+/// The password step of the login page, with lockout. Each attempt on an active account is
+/// charged as a failure *before* its verdict may count (one atomic statement per charge), so
+/// however many guesses arrive at once, at most `lockout_threshold` of them are judged per
+/// lock window; the rest are refused as locked. The charge runs beside the argon2
+/// verification, so an existing account answers no slower than an unknown one, and every
+/// answer costs one verification. A right password takes its own charge back (and a lock
+/// that charge set), so typing it never locks its owner; wrong ones stay counted until a
+/// login completes. A right password is then admitted only when the login completes
+/// (`complete_login`: one atomic statement that sees a lock set meanwhile by parallel
+/// guesses), so while a second factor is still to come, wrong codes keep adding up.
 pub async fn attempt_login(
     core: &Core,
     username: &str,
     password: SecretString,
 ) -> Result<LoginAttempt, LoginError> {
-    let (user, had_hash, verdict) = lookup_and_verify(core, username, &password).await?;
-    let Some(user) = user else {
-        return Ok(LoginAttempt::Refused { user: None, why: Refusal::UnknownUser });
+    let found = match Username::parse(username) {
+        Ok(name) => core.db.run(move |c| users::find_with_hash(c, &name)).await?,
+        Err(_) => None,
     };
     let now = core.clock.now();
-    // Locked: refused whatever the verdict, with no further work either way, so timing tells
-    // a right password from a wrong one no more than the answer does.
-    if user.locked_until.is_some_and(|t| t > now) {
-        return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Locked });
-    }
+    let copy = SecretString::from(secrecy::ExposeSecret::expose_secret(&password).to_owned());
+    let Some((user, hash)) = found else {
+        core.passwords.verify(None, copy).await?;
+        return Ok(LoginAttempt::Refused { user: None, why: Refusal::UnknownUser });
+    };
+    let had_hash = hash.is_some();
     if user.status != UserStatus::Active {
+        core.passwords.verify(hash, copy).await?;
         return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Disabled });
     }
+    let (charge, verdict) =
+        tokio::join!(charge_password(core, &user, now), core.passwords.verify(hash, copy));
+    let (charge, verdict) = (charge?, verdict?);
+    // Locked (before this attempt, or by a parallel one): refused whatever the verdict, which
+    // is thrown away unread.
+    let Charge::Counted { locked_by_this } = charge else {
+        return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Locked });
+    };
     match verdict {
         Verification::Invalid => {
-            let (core, counted_user) = (core.clone(), user.clone());
-            tokio::spawn(async move {
-                if let Err(e) = charge_attempt(&core, &counted_user, now).await {
-                    tracing::error!(error = ?e, "could not count a failed login");
-                }
-            });
             let why = if had_hash { Refusal::WrongPassword } else { Refusal::NoPassword };
             Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why })
         }
         Verification::Valid { needs_rehash } => {
+            let id = user.id.clone();
+            core.db.run(move |c| users::refund_failed_login(c, &id, locked_by_this)).await?;
             if needs_rehash {
                 upgrade_hash(core, &user, password).await?;
             }
@@ -161,39 +169,61 @@ pub async fn attempt_login(
     }
 }
 
-/// Charges one attempt against `user` as a failure — a wrong password after the fact, a
-/// second-factor code before it is checked — and locks the account at the threshold, with a
-/// `login.lockout` audit event in the same transaction. `false` when the account is locked
-/// and the attempt must not be checked at all. The transaction's UPDATE holds the account's
-/// row, so of parallel attempts only `threshold` get through before the lock; a right code
-/// then clears the charge (`users::admit_charged`).
-pub(super) async fn charge_attempt(
+/// What charging one attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Charge {
+    /// Counted; `locked_by_this` when this very charge reached the threshold and set the lock.
+    Counted { locked_by_this: bool },
+    /// The account is locked: nothing was counted, and the attempt must not be judged.
+    Locked,
+}
+
+/// Charges one attempt against `user` as a failure — a password or a second-factor code,
+/// before it is checked — and locks the account at the threshold, with a `login.lockout`
+/// audit event in the same transaction. The transaction's UPDATE holds the account's row, so
+/// of parallel attempts only `threshold` get counted before the lock; a right answer then
+/// takes the charge back (`users::refund_failed_login`) or clears it (`users::admit_charged`).
+pub(super) async fn charge_password(
     core: &Core,
     user: &User,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<bool, DbError> {
+) -> Result<Charge, DbError> {
     let (id, name) = (user.id.clone(), user.username.clone());
     let (settings, audit) = (core.settings.login.clone(), core.audit.clone());
     core.db
         .run(move |c| {
             crate::store::write_transaction(c, |c| {
-                let Some(failures) = users::count_failed_login(c, &id, now)? else { return Ok(false) };
-                if let Some(d) = super::lockout::lock_for(u32::try_from(failures).unwrap_or(0), &settings) {
-                    let until = now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1));
-                    users::set_locked_until(c, &id, Some(until))?;
-                    let event = crate::domain::AuditEvent::new(
-                        format!("user:{name}"),
-                        "login.lockout",
-                        crate::domain::Outcome::Denied,
-                    )
-                    .target(format!("user:{id}"))
-                    .details(serde_json::json!({ "failures": failures, "seconds": d.as_secs() }));
-                    audit.append_with(c, vec![event])?;
-                }
-                Ok(true)
+                let Some(failures) = users::count_failed_login(c, &id, now)? else {
+                    return Ok(Charge::Locked);
+                };
+                let Some(d) = super::lockout::lock_for(u32::try_from(failures).unwrap_or(0), &settings)
+                else {
+                    return Ok(Charge::Counted { locked_by_this: false });
+                };
+                let until = now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1));
+                users::set_locked_until(c, &id, Some(until))?;
+                let event = crate::domain::AuditEvent::new(
+                    format!("user:{name}"),
+                    "login.lockout",
+                    crate::domain::Outcome::Denied,
+                )
+                .target(format!("user:{id}"))
+                .details(serde_json::json!({ "failures": failures, "seconds": d.as_secs() }));
+                audit.append_with(c, vec![event])?;
+                Ok(Charge::Counted { locked_by_this: true })
             })
         })
         .await
+}
+
+/// [`charge_password`] for the steps that only need to know whether to go on: `false` when
+/// the account is locked and the attempt must not be checked at all.
+pub(super) async fn charge_attempt(
+    core: &Core,
+    user: &User,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, DbError> {
+    Ok(matches!(charge_password(core, user, now).await?, Charge::Counted { .. }))
 }
 
 /// Whether `password` is the account's current one (the "not the current password" rule).

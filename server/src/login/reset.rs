@@ -387,16 +387,18 @@ async fn code(
         "reset-code-tries:{}",
         state.core.keys.digester.digest("reset-code-tries", asked.to_lowercase().as_bytes())
     );
-    let spent = match state.sessions.get(&tries_key).await {
-        Ok(v) => v.and_then(|b| String::from_utf8(b).ok()?.parse::<u64>().ok()).unwrap_or(0),
+    // Charged before the code is compared (as passwords and second-factor codes are), so
+    // parallel guesses cannot all be checked before the count catches up.
+    let tries = match state.sessions.increment(&tries_key, Duration::from_secs(3600)).await {
+        Ok(n) => n,
         Err(_) => return pages::unavailable(&req),
-    } >= u64::from(state.core.settings.mfa.max_tries);
+    };
+    let spent = tries > u64::from(state.core.settings.mfa.max_tries);
     let now = state.core.clock.now();
     let found = found.filter(|r| {
         !spent && r.channel == "sms" && r.user_id == owner.as_str() && r.live(now) && typed.len() == 8
     });
     let (Some(user), Some(reset)) = (user, found) else {
-        let tries = state.sessions.increment(&tries_key, Duration::from_secs(3600)).await.unwrap_or(u64::MAX);
         if tries >= u64::from(state.core.settings.mfa.max_tries) && owner.as_str() != "-" {
             let id = owner.clone();
             let _ = state.core.db.run(move |c| password_resets::drop_codes_of(c, id.as_str())).await;

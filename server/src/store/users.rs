@@ -138,6 +138,9 @@ pub fn insert_many(
 
 /// The account with this id, if any.
 pub fn find(conn: &mut AnyConnection, id: &UserId) -> Result<Option<User>, DbError> {
+    if !id.is_storable() {
+        return Ok(None);
+    }
     let row = users::table.find(id.as_str()).first::<UserRow>(conn).optional()?;
     row.map(|r| r.into_domain().map(|(u, _)| u)).transpose()
 }
@@ -306,6 +309,24 @@ pub fn claim_login(conn: &mut AnyConnection, id: &UserId, now: DateTime<Utc>) ->
     .set((users::failed_logins.eq(0), users::locked_until.eq(None::<chrono::NaiveDateTime>)))
     .execute(conn)?;
     Ok(n == 1)
+}
+
+/// Takes back one charged failure of a password that proved right (it never counted), and
+/// the lock that charge set, if it set one. Never goes below zero. A lock set by another
+/// (parallel, wrong) attempt stays: `clear_lock` is only true when this charge set it.
+pub fn refund_failed_login(conn: &mut AnyConnection, id: &UserId, clear_lock: bool) -> Result<(), DbError> {
+    let target = users::table.find(id.as_str()).filter(users::failed_logins.gt(0));
+    if clear_lock {
+        diesel::update(target)
+            .set((
+                users::failed_logins.eq(users::failed_logins - 1),
+                users::locked_until.eq(None::<chrono::NaiveDateTime>),
+            ))
+            .execute(conn)?;
+    } else {
+        diesel::update(target).set(users::failed_logins.eq(users::failed_logins - 1)).execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Admits a login whose last step was charged as a failure before it was checked (a
