@@ -26,10 +26,17 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(app: &TestApp) -> Self {
+        Self::from_address(app, None)
+    }
+
+    /// A browser whose connections come from `local` (another loopback address, such as
+    /// 127.0.0.2: another person as far as per-address limits go).
+    pub fn from_address(app: &TestApp, local: Option<std::net::IpAddr>) -> Self {
         let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         let http = reqwest::Client::builder()
             .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
+            .local_address(local)
             .build()
             .expect("browser client");
         Self { http, base: app.address.clone(), jar }

@@ -97,6 +97,17 @@ pub struct HttpSettings {
     pub tls_private_key: Option<PathBuf>,
     /// Addresses of proxies whose `X-Forwarded-For` is believed; from anyone else it is ignored.
     pub trusted_proxies: Vec<String>,
+    /// Seconds a request body may take to arrive in full; a slower one gets 408 and the
+    /// connection closes (slow-body attacks hold sockets open otherwise).
+    pub body_read_timeout_secs: u64,
+    /// Seconds a new connection may take to send its request head.
+    pub request_head_timeout_secs: u64,
+    /// Open connections the whole server accepts (shared out among the workers); the process's
+    /// open-file limit lowers it, keeping room for the database and log files.
+    pub max_connections: usize,
+    /// Open connections from one client address (IPv6: one /64) before its further ones are
+    /// answered 503 and closed. Trusted proxies count only against `max_connections`.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for HttpSettings {
@@ -110,6 +121,12 @@ impl Default for HttpSettings {
             tls_certificate: None,
             tls_private_key: None,
             trusted_proxies: Vec::new(),
+            body_read_timeout_secs: 10,
+            request_head_timeout_secs: 5,
+            max_connections: 10_000,
+            // A carrier-grade NAT puts many field staff behind one address, each browser with
+            // a few keep-alive connections.
+            max_connections_per_address: 256,
         }
     }
 }
@@ -443,6 +460,18 @@ impl Settings {
         }
         if self.http.max_body_bytes < 1024 {
             return Err(ConfigError::new("http.max_body_bytes", "must be at least 1024"));
+        }
+        if !(1..=300).contains(&self.http.body_read_timeout_secs) {
+            return Err(ConfigError::new("http.body_read_timeout_secs", "must be between 1 and 300"));
+        }
+        if !(1..=60).contains(&self.http.request_head_timeout_secs) {
+            return Err(ConfigError::new("http.request_head_timeout_secs", "must be between 1 and 60"));
+        }
+        if self.http.max_connections < 16 {
+            return Err(ConfigError::new("http.max_connections", "must be at least 16"));
+        }
+        if self.http.max_connections_per_address == 0 {
+            return Err(ConfigError::new("http.max_connections_per_address", "must be at least 1"));
         }
         crate::store::parse_url(self.database_url().expose())
             .map_err(|e| ConfigError::new("database.url", e.to_string()))?;

@@ -23,6 +23,13 @@ macro_rules! id_type {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// Whether a database can hold and look up this identifier: PostgreSQL refuses a
+            /// NUL in text (an error, not "not found"), and no identifier we issue has one or
+            /// is longer than 255 bytes.
+            pub fn is_storable(&self) -> bool {
+                self.0.len() <= 255 && !self.0.contains('\0')
+            }
         }
 
         impl std::fmt::Display for $name {

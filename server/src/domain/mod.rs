@@ -5,6 +5,7 @@ mod audit;
 mod client;
 mod factor;
 mod ids;
+mod network;
 mod org;
 mod user;
 
@@ -15,6 +16,7 @@ pub use client::{
 };
 pub use factor::{Acr, Factor, amr};
 pub use ids::{ClientId, OrgUnitId, UserId};
+pub use network::network_of;
 pub use org::{OrgPath, OrgUnit};
 pub use user::{Email, NewUser, Phone, RoleName, User, UserStatus, Username};
 

@@ -4,6 +4,7 @@
 mod access_log;
 pub mod client_ip;
 mod health;
+pub mod intake;
 pub mod problem;
 mod request_id;
 pub mod startup;

@@ -1,6 +1,7 @@
 //! Building and running the HTTP server.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{DefaultHeaders, from_fn};
@@ -9,6 +10,7 @@ use tracing_actix_web::TracingLogger;
 
 use super::access_log::AccessLog;
 use super::client_ip::TrustedProxies;
+use super::intake::{self, ConnectionTracker, Limits};
 use super::problem::Problem;
 use super::{health, problem, request_id, tls};
 use crate::oidc::Issuer;
@@ -89,15 +91,29 @@ impl Application {
         };
         let kept = state.clone();
         let data = web::Data::new(state);
+        let limits = web::Data::new(Limits {
+            max_body_bytes: max_body,
+            body_read_timeout: Duration::from_secs(settings.http.body_read_timeout_secs),
+        });
+        let tracker =
+            ConnectionTracker::new(settings.http.max_connections_per_address, settings.trusted_proxies());
+        // RFC 6797: only an https issuer may pin browsers to https (a loopback http default
+        // must not).
+        let hsts = url.starts_with("https://");
+        let max_connections = connection_cap(settings.http.max_connections).div_ceil(workers).max(1);
         let server = HttpServer::new(move || {
+            let mut headers = DefaultHeaders::new()
+                .add(("x-content-type-options", "nosniff"))
+                .add(("referrer-policy", "no-referrer"));
+            if hsts {
+                headers = headers.add(("strict-transport-security", "max-age=31536000"));
+            }
             App::new()
+                .wrap(from_fn(intake::intake))
                 .wrap(from_fn(request_id::echo_request_id))
                 .wrap(TracingLogger::<AccessLog>::new())
-                .wrap(
-                    DefaultHeaders::new()
-                        .add(("x-content-type-options", "nosniff"))
-                        .add(("referrer-policy", "no-referrer")),
-                )
+                .wrap(headers)
+                .app_data(limits.clone())
                 .app_data(data.clone())
                 .app_data(issuer.clone())
                 .app_data(metadata.clone())
@@ -109,7 +125,11 @@ impl Application {
                 .configure(crate::admin::configure)
                 .default_service(web::to(not_found))
         })
+        .on_connect(move |conn, data| tracker.on_connect(conn, data))
         .workers(workers)
+        .max_connections(max_connections)
+        .client_request_timeout(Duration::from_secs(settings.http.request_head_timeout_secs))
+        .client_disconnect_timeout(Duration::from_secs(1))
         .shutdown_timeout(settings.http.shutdown_timeout_secs);
         let server = match tls {
             Some(config) => server.listen_rustls_0_23(listener, config),
@@ -162,6 +182,28 @@ impl Application {
         self.state.issuance.flush(&core.audit, core.clock.now(), true).await;
         result
     }
+}
+
+/// `configured`, lowered to leave room under the process's open-file limit for everything
+/// else it opens (database connections, log and data files): past that limit `accept` fails
+/// and the server stops answering even `/healthz`.
+fn connection_cap(configured: usize) -> usize {
+    const RESERVE: usize = 128;
+    match open_file_limit() {
+        Some(limit) if limit <= configured + RESERVE => {
+            let cap = limit.saturating_sub(RESERVE).max(16);
+            tracing::warn!(limit, cap, "the open-file limit lowers http.max_connections");
+            cap
+        }
+        _ => configured,
+    }
+}
+
+/// The soft limit on open files, where the system says (`/proc/self/limits` on Linux).
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 async fn not_found() -> HttpResponse {

@@ -58,6 +58,10 @@ pub struct AuthorizationRequest {
     /// The weakest login `acr_values` accepts (OIDC Core §3.1.2.1), if any was asked for.
     #[serde(default)]
     pub acr: Option<Acr>,
+    /// The `sub` of a verified `id_token_hint` (OIDC Core §3.1.2.1): the person the client
+    /// believes is signed in. A login of anyone else made before the request does not count.
+    #[serde(default)]
+    pub hint_sub: Option<String>,
 }
 
 /// A request waiting for the person to finish a step.
@@ -72,6 +76,8 @@ pub struct Pending {
 }
 
 /// What a login is for.
+// A few per browser, serialised into the session at once: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Purpose {
     /// A client's authorization request: it ends with a code (or an error) at the client.
@@ -268,6 +274,7 @@ pub fn parse_request(
         max_age,
         login_hint,
         acr,
+        hint_sub: None,
     })
 }
 
@@ -300,16 +307,20 @@ pub struct Standing<'a> {
 }
 
 /// Decides the next step for `p` given what the browser brings and the scopes the person
-/// agreed to before. `now` in seconds.
-pub fn next_step(p: &Pending, s: &Standing<'_>, consented: &[Scope], first_party: bool, now: i64) -> Next {
-    let (prompt, max_age, wanted) = match &p.purpose {
-        Purpose::Client(r) => (r.prompt, r.max_age, r.acr),
-        Purpose::Account => (Prompt::default(), None, None),
+/// agreed to before. `now_us` in microseconds.
+pub fn next_step(p: &Pending, s: &Standing<'_>, consented: &[Scope], first_party: bool, now_us: i64) -> Next {
+    let (prompt, max_age, wanted, hint_sub) = match &p.purpose {
+        Purpose::Client(r) => (r.prompt, r.max_age, r.acr, r.hint_sub.as_deref()),
+        Purpose::Account => (Prompt::default(), None, None, None),
     };
     let fresh_enough = |at_us: i64| {
         // A login made after the request arrived satisfies prompt=login and any max_age.
         let after_request = at_us >= p.created_at_us;
-        let within_max_age = max_age.is_none_or(|m| now - at_us.div_euclid(1_000_000) <= m);
+        // OIDC Core §3.1.2.1, compared to the microsecond: a login exactly max_age seconds old
+        // still counts, one a microsecond older does not, and max_age=0 (a login in this very
+        // request, as prompt=login) is met only by a login made after the request arrived.
+        let within_max_age =
+            max_age.is_none_or(|m| m > 0 && now_us.saturating_sub(at_us) <= m.saturating_mul(1_000_000));
         after_request || (!prompt.login && within_max_age)
     };
     // A login too old or too weak for this request starts again; a half-finished one fresh
@@ -326,6 +337,10 @@ pub fn next_step(p: &Pending, s: &Standing<'_>, consented: &[Scope], first_party
     let (Some(a), Some(user)) = (s.auth, s.user) else {
         return again("The person is not signed in.");
     };
+    // The client named someone else: only a login made for this request stands in.
+    if hint_sub.is_some_and(|sub| sub != user.id.as_str()) && a.auth_time_us < p.created_at_us {
+        return again("The signed-in person is not the one id_token_hint names.");
+    }
     let needed = wanted.unwrap_or(Acr::Password).max(s.required);
     let strong_enough = Acr::parse(&a.acr).is_some_and(|have| have >= needed);
     if !fresh_enough(a.auth_time_us) {
@@ -437,7 +452,7 @@ async fn authorize(req: &HttpRequest, params: &[u8], state: &AppState, issuer: &
         tracing::Span::current().record("client_id", c.id.as_str());
         parse_request(&form, c, uri)
     });
-    let request = match request {
+    let mut request = match request {
         Ok(r) => r,
         Err(Rejection::Page(msg)) => {
             return pages::error_page(req, actix_web::http::StatusCode::BAD_REQUEST, msg);
@@ -446,6 +461,17 @@ async fn authorize(req: &HttpRequest, params: &[u8], state: &AppState, issuer: &
             return error_redirect(issuer, &redirect_uri, s.as_deref(), &error);
         }
     };
+    // OIDC Core §3.1.2.1: an id_token_hint must be an ID token we issued (our signature, our
+    // issuer); an expired one still names its person, which is all it is used for.
+    if let Some(hint) = form.get("id_token_hint") {
+        match super::end_session::read_hint(state, issuer, hint) {
+            Some(h) => request.hint_sub = Some(h.sub),
+            None => {
+                let e = redirect_err("invalid_request", "id_token_hint is not an ID token issued here.");
+                return error_redirect(issuer, &request.redirect_uri, request.state.as_deref(), &e);
+            }
+        }
+    }
     let secure = session::secure_issuer(&issuer.issuer);
     let mut loaded = match session::load(state, req, secure).await {
         Ok(l) => l,
@@ -564,9 +590,8 @@ async fn decide(
         _ => Vec::new(),
     };
     let half_at_us = loaded.session.partial.as_ref().map(|h| h.password_at_us);
-    let now_s = now.timestamp();
     let situation = Standing { auth: standing.as_ref(), user: user.as_ref(), half_at_us, required };
-    let next = next_step(&pending, &situation, &consented, first_party, now_s);
+    let next = next_step(&pending, &situation, &consented, first_party, now.timestamp_micros());
     let page = |path: &str| see_other(&format!("{path}?request={id}"));
     let resp = match next {
         Next::Login => page("/login"),

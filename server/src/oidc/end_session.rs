@@ -25,14 +25,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/logout", web::get().to(logout_get)).route("/logout", web::post().to(logout_post));
 }
 
-/// What an `id_token_hint` says, once its signature and issuer are checked.
-struct Hint {
+/// What an `id_token_hint` says, once its signature and issuer are checked (here and at
+/// `/authorize`).
+pub(super) struct Hint {
     sid: Option<String>,
     client_id: Option<String>,
-    sub: String,
+    pub(super) sub: String,
 }
 
-fn read_hint(state: &AppState, issuer: &Issuer, token: &str) -> Option<Hint> {
+pub(super) fn read_hint(state: &AppState, issuer: &Issuer, token: &str) -> Option<Hint> {
     let keyring = &state.core.keyring;
     let claims = crate::crypto::verify_jwt(token, None, |kid| keyring.verifying_key(kid)).ok()?;
     if claims.get("iss")?.as_str()? != issuer.issuer {

@@ -145,6 +145,9 @@ pub fn find_with_secret(
     conn: &mut AnyConnection,
     id: &ClientId,
 ) -> Result<Option<(Client, Option<String>)>, DbError> {
+    if !id.is_storable() {
+        return Ok(None);
+    }
     clients::table
         .find(id.as_str())
         .first::<ClientRow>(conn)

@@ -79,6 +79,9 @@ pub fn find_by_path(conn: &mut AnyConnection, path: &OrgPath) -> Result<Option<O
 
 /// The unit with this id, if any.
 pub fn find(conn: &mut AnyConnection, id: &OrgUnitId) -> Result<Option<OrgUnit>, DbError> {
+    if !id.is_storable() {
+        return Ok(None);
+    }
     org_units::table
         .find(id.as_str())
         .first::<OrgUnitRow>(conn)

@@ -208,11 +208,9 @@ pub async fn discard(store: &dyn SessionStore, tx: &str) -> Result<(), StoreErro
     store.delete(&code_key(tx)).await.map(|_| ())
 }
 
-/// The address a per-IP cap counts: an IPv4 address, or the /64 of an IPv6 one (one
-/// subscriber's network, whose addresses are theirs to rotate).
+/// The address a per-IP cap counts, as a key part ([`crate::domain::network_of`]).
 pub(crate) fn network_of(ip: IpAddr) -> String {
-    // An IPv4 client on a dual-stack listener arrives as ::ffff:a.b.c.d.
-    match ip.to_canonical() {
+    match crate::domain::network_of(ip) {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => {
             let s = v6.segments();

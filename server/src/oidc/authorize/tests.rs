@@ -204,47 +204,56 @@ fn the_next_step_follows_login_freshness_password_change_and_consent() {
     let all = Scope::parse_list("openid registry.read").unwrap();
     let u = user(false);
     // No login: the login page, or login_required for prompt=none.
-    assert_eq!(next_step(&pending("", 500), &st(None, None), &all, false, 500), Next::Login);
+    assert_eq!(next_step(&pending("", 500), &st(None, None), &all, false, 500_000_000), Next::Login);
     assert!(matches!(
-        next_step(&pending("&prompt=none", 500), &st(None, None), &all, false, 500),
+        next_step(&pending("&prompt=none", 500), &st(None, None), &all, false, 500_000_000),
         Next::Fail(RedirectError { error: "login_required", .. })
     ));
     // A standing login with consent given: issue.
-    assert_eq!(next_step(&pending("", 500), &st(Some(&auth(200)), Some(&u)), &all, false, 500), Next::Issue);
+    assert_eq!(
+        next_step(&pending("", 500), &st(Some(&auth(200)), Some(&u)), &all, false, 500_000_000),
+        Next::Issue
+    );
     // prompt=login: a login from before the request does not count; one after it does.
     assert_eq!(
-        next_step(&pending("&prompt=login", 500), &st(Some(&auth(200)), Some(&u)), &all, false, 500),
+        next_step(&pending("&prompt=login", 500), &st(Some(&auth(200)), Some(&u)), &all, false, 500_000_000),
         Next::Login
     );
     assert_eq!(
-        next_step(&pending("&prompt=login", 500), &st(Some(&auth(500)), Some(&u)), &all, false, 501),
+        next_step(&pending("&prompt=login", 500), &st(Some(&auth(500)), Some(&u)), &all, false, 501_000_000),
         Next::Issue
     );
     // max_age: too old a login must be repeated.
     assert_eq!(
-        next_step(&pending("&max_age=60", 500), &st(Some(&auth(200)), Some(&u)), &all, false, 500),
+        next_step(&pending("&max_age=60", 500), &st(Some(&auth(200)), Some(&u)), &all, false, 500_000_000),
         Next::Login
     );
     assert_eq!(
-        next_step(&pending("&max_age=600", 500), &st(Some(&auth(200)), Some(&u)), &all, false, 500),
+        next_step(&pending("&max_age=600", 500), &st(Some(&auth(200)), Some(&u)), &all, false, 500_000_000),
         Next::Issue
     );
     // A required password change comes before anything is issued.
     assert_eq!(
-        next_step(&pending("", 500), &st(Some(&auth(200)), Some(&user(true))), &all, false, 500),
+        next_step(&pending("", 500), &st(Some(&auth(200)), Some(&user(true))), &all, false, 500_000_000),
         Next::ChangePassword
     );
     // Consent: asked for scopes not yet agreed, skipped for first-party clients.
-    assert_eq!(next_step(&pending("", 500), &st(Some(&auth(200)), Some(&u)), &[], false, 500), Next::Consent);
-    assert_eq!(next_step(&pending("", 500), &st(Some(&auth(200)), Some(&u)), &[], true, 500), Next::Issue);
+    assert_eq!(
+        next_step(&pending("", 500), &st(Some(&auth(200)), Some(&u)), &[], false, 500_000_000),
+        Next::Consent
+    );
+    assert_eq!(
+        next_step(&pending("", 500), &st(Some(&auth(200)), Some(&u)), &[], true, 500_000_000),
+        Next::Issue
+    );
     assert!(matches!(
-        next_step(&pending("&prompt=none", 500), &st(Some(&auth(200)), Some(&u)), &[], false, 500),
+        next_step(&pending("&prompt=none", 500), &st(Some(&auth(200)), Some(&u)), &[], false, 500_000_000),
         Next::Fail(RedirectError { error: "consent_required", .. })
     ));
     let mut asked = pending("&prompt=consent", 500);
-    assert_eq!(next_step(&asked, &st(Some(&auth(200)), Some(&u)), &all, false, 500), Next::Consent);
+    assert_eq!(next_step(&asked, &st(Some(&auth(200)), Some(&u)), &all, false, 500_000_000), Next::Consent);
     asked.consented = true;
-    assert_eq!(next_step(&asked, &st(Some(&auth(200)), Some(&u)), &all, false, 500), Next::Issue);
+    assert_eq!(next_step(&asked, &st(Some(&auth(200)), Some(&u)), &all, false, 500_000_000), Next::Issue);
 }
 
 #[test]
@@ -269,12 +278,15 @@ fn a_half_finished_login_goes_to_its_second_factor_and_nowhere_else() {
     let all = Scope::parse_list("openid registry.read").unwrap();
     let half =
         |at: i64| Standing { auth: None, user: None, half_at_us: Some(at * 1_000_000), required: Acr::Mfa };
-    assert_eq!(next_step(&pending("", 500), &half(501), &all, true, 501), Next::SecondFactor);
+    assert_eq!(next_step(&pending("", 500), &half(501), &all, true, 501_000_000), Next::SecondFactor);
     // prompt=none cannot ask for the code.
-    assert!(matches!(next_step(&pending("&prompt=none", 500), &half(501), &all, true, 501), Next::Fail(_)));
+    assert!(matches!(
+        next_step(&pending("&prompt=none", 500), &half(501), &all, true, 501_000_000),
+        Next::Fail(_)
+    ));
     // A password proven before a prompt=login request does not count for it.
-    assert_eq!(next_step(&pending("&prompt=login", 500), &half(400), &all, true, 501), Next::Login);
-    assert_eq!(next_step(&pending("&max_age=10", 500), &half(400), &all, true, 501), Next::Login);
+    assert_eq!(next_step(&pending("&prompt=login", 500), &half(400), &all, true, 501_000_000), Next::Login);
+    assert_eq!(next_step(&pending("&max_age=10", 500), &half(400), &all, true, 501_000_000), Next::Login);
 }
 
 #[test]
@@ -286,19 +298,34 @@ fn a_login_weaker_than_the_account_or_the_request_needs_starts_again() {
     mfa.acr = Acr::Mfa.as_str().into();
     let with = |a, required| Standing { auth: Some(a), user: Some(&u), half_at_us: None, required };
     // The account's roles now want a second factor: a password-only login no longer serves.
-    assert_eq!(next_step(&pending("", 500), &with(&pwd, Acr::Mfa), &all, true, 500), Next::Login);
-    assert_eq!(next_step(&pending("", 500), &with(&mfa, Acr::Mfa), &all, true, 500), Next::Issue);
+    assert_eq!(next_step(&pending("", 500), &with(&pwd, Acr::Mfa), &all, true, 500_000_000), Next::Login);
+    assert_eq!(next_step(&pending("", 500), &with(&mfa, Acr::Mfa), &all, true, 500_000_000), Next::Issue);
     // The client asks for one.
     let asks = "&acr_values=urn:pramaan:acr:mfa";
-    assert_eq!(next_step(&pending(asks, 500), &with(&pwd, Acr::Password), &all, true, 500), Next::Login);
-    assert_eq!(next_step(&pending(asks, 500), &with(&mfa, Acr::Password), &all, true, 500), Next::Issue);
+    assert_eq!(
+        next_step(&pending(asks, 500), &with(&pwd, Acr::Password), &all, true, 500_000_000),
+        Next::Login
+    );
+    assert_eq!(
+        next_step(&pending(asks, 500), &with(&mfa, Acr::Password), &all, true, 500_000_000),
+        Next::Issue
+    );
     assert!(matches!(
-        next_step(&pending(&format!("{asks}&prompt=none"), 500), &with(&pwd, Acr::Password), &all, true, 500),
+        next_step(
+            &pending(&format!("{asks}&prompt=none"), 500),
+            &with(&pwd, Acr::Password),
+            &all,
+            true,
+            500_000_000
+        ),
         Next::Fail(RedirectError { error: "login_required", .. })
     ));
     // Either class will do: the weaker one is enough.
     let either = "&acr_values=urn:pramaan:acr:mfa%20urn:pramaan:acr:password";
-    assert_eq!(next_step(&pending(either, 500), &with(&pwd, Acr::Password), &all, true, 500), Next::Issue);
+    assert_eq!(
+        next_step(&pending(either, 500), &with(&pwd, Acr::Password), &all, true, 500_000_000),
+        Next::Issue
+    );
 }
 
 #[test]
@@ -310,4 +337,58 @@ fn acr_values_none_of_which_we_know_are_refused_at_once() {
     }
     assert_eq!(parse(&form("&acr_values=loa-9%20urn:pramaan:acr:mfa")).unwrap().acr, Some(Acr::Mfa));
     assert_eq!(parse(&form("")).unwrap().acr, None);
+}
+
+#[test]
+fn max_age_is_compared_to_the_microsecond_and_zero_always_means_a_new_login() {
+    let all = Scope::parse_list("openid registry.read").unwrap();
+    let u = user(false);
+    let a = auth(200);
+    let at = |now_us: i64, extra: &str| {
+        next_step(&pending(extra, 500), &st(Some(&a), Some(&u)), &all, true, now_us)
+    };
+    // Exactly 60 s old: still within max_age=60; a microsecond later it is not.
+    assert_eq!(at(260_000_000, "&max_age=60"), Next::Issue);
+    assert_eq!(at(260_000_001, "&max_age=60"), Next::Login);
+    // max_age=0 is met by no earlier login, not even one in the same second or microsecond.
+    assert_eq!(at(200_000_000, "&max_age=0"), Next::Login);
+    assert_eq!(at(200_999_999, "&max_age=0"), Next::Login);
+    // …only by one made after the request arrived.
+    let fresh = auth(501);
+    let after = next_step(&pending("&max_age=0", 500), &st(Some(&fresh), Some(&u)), &all, true, 501_000_000);
+    assert_eq!(after, Next::Issue);
+}
+
+#[test]
+fn a_login_of_someone_other_than_the_id_token_hint_does_not_count() {
+    let all = Scope::parse_list("openid registry.read").unwrap();
+    let u = user(false);
+    let hinted = |sub: &str, extra: &str, created: i64| {
+        let mut p = pending(extra, created);
+        if let Purpose::Client(r) = &mut p.purpose {
+            r.hint_sub = Some(sub.into());
+        }
+        p
+    };
+    let a = auth(200);
+    // The signed-in person is the one named: nothing changes.
+    assert_eq!(
+        next_step(&hinted("u1", "", 500), &st(Some(&a), Some(&u)), &all, true, 500_000_000),
+        Next::Issue
+    );
+    // Someone else: prompt=none fails with login_required, otherwise a new login.
+    assert!(matches!(
+        next_step(&hinted("u2", "&prompt=none", 500), &st(Some(&a), Some(&u)), &all, true, 500_000_000),
+        Next::Fail(RedirectError { error: "login_required", .. })
+    ));
+    assert_eq!(
+        next_step(&hinted("u2", "", 500), &st(Some(&a), Some(&u)), &all, true, 500_000_000),
+        Next::Login
+    );
+    // The person chose to sign in anew for this request: that login stands.
+    let fresh = auth(501);
+    assert_eq!(
+        next_step(&hinted("u2", "", 500), &st(Some(&fresh), Some(&u)), &all, true, 501_000_000),
+        Next::Issue
+    );
 }
