@@ -50,11 +50,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ROWS=()
+ROWS=() RSS_ROWS=()
+rss_mb() { awk '/^VmRSS:/ { print int($2 / 1024) }' "/proc/$1/status"; }
 # bench_backend BACKEND ENV… — one server, its accounts, the raw rate, the logins.
 bench_backend() {
   local backend=$1; shift
-  local penv=(PRAMAAN__LOG__FILTER=warn PRAMAAN__HTTP__SHUTDOWN_TIMEOUT_SECS=2 "$@")
+  # The generator's browsers all come from 127.0.0.1: the per-address limits would refuse
+  # them (bench/hostile.sh measures the limits themselves).
+  local penv=(PRAMAAN__LOG__FILTER=warn PRAMAAN__HTTP__SHUTDOWN_TIMEOUT_SECS=2 PRAMAAN__LIMITS__ENABLED=false "$@")
   local log="$WORK/pramaan-$backend.log"
   env "${penv[@]}" "$BIN" serve --listen 127.0.0.1:0 >"$log" 2>&1 &
   SERVER_PID=$!
@@ -77,6 +80,11 @@ bench_backend() {
   raw=$(env "${penv[@]}" "$GEN" argon2 8 | awk '/verifications/ { print $NF }')
   note "$backend: raw argon2id $raw/s; setting up $USERS apps, then 2 × $SECS s of logins"
   rm -f "$WORK/mark"
+  # Resident memory: before, every second while logins run, and after 10 idle seconds.
+  local rss_before
+  rss_before=$(rss_mb "$SERVER_PID")
+  ( while kill -0 "$SERVER_PID" 2>/dev/null; do rss_mb "$SERVER_PID" >>"$WORK/rss.txt"; sleep 1; done ) &
+  local sampler=$!
   BENCH_MARK="$WORK/mark" BENCH_SERVER_PID="$SERVER_PID" "$GEN" run "$url" "$portal" "$USERS" "$CONC" "$SECS" >"$WORK/run.txt" &
   local gen=$!
   while [ ! -e "$WORK/mark" ]; do kill -0 "$gen" 2>/dev/null || { wait "$gen"; die "login_load failed"; }; sleep 0.2; done
@@ -85,6 +93,13 @@ bench_backend() {
   wrk -t1 -c"$TOKEN_CONNS" -d"${SECS}s" --latency -s bench/wrk/post.lua "$url/token" -- "$basic" \
     "grant_type=client_credentials" >"$WORK/wrk.txt"
   wait "$gen" || die "login_load failed"
+  kill "$sampler" 2>/dev/null || true
+  local rss_max rss_idle
+  rss_max=$(sort -n "$WORK/rss.txt" | tail -1)
+  rm -f "$WORK/rss.txt"
+  sleep 10
+  rss_idle=$(rss_mb "$SERVER_PID")
+  RSS_ROWS+=("| $backend | $rss_before | $rss_max | $rss_idle |")
   cat "$WORK/run.txt" >&2
   # field NAME WINDOW: the value of "NAME:" in the first (alone) or second (beside) window.
   field() { awk -v k="$1:" -v w="$2" '/^# / { n++ } n == w && index($0, k) == 1 { print $NF }' "$WORK/run.txt"; }
@@ -122,5 +137,11 @@ fi
   printf '%s\n' "${ROWS[@]}"
   echo
   echo "Target (DESIGN.md): logins ≥ 85% of the raw argon2id rate; token p99 < 50 ms while logins saturate."
+  echo
+  echo "Resident memory of the server, MB (issue 15: < 300 while logins saturate, near the baseline after):"
+  echo
+  echo "| backend | before | most while logins run | 10 s after |"
+  echo "| --- | ---: | ---: | ---: |"
+  printf '%s\n' "${RSS_ROWS[@]}"
 } | tee "$OUT"
 echo "(written to $OUT)" >&2

@@ -12,6 +12,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod limits;
 pub mod login;
 pub mod mail;
 pub mod mfa;

@@ -234,14 +234,19 @@ pub struct AppState {
     pub sms: Arc<dyn crate::mfa::sms::SmsGateway>,
     /// Status-list index blocks and the lists this instance serves.
     pub status_lists: crate::oidc::status_lists::StatusLists,
+    /// Rate limits per client address, shared through the session store.
+    pub limits: crate::limits::Limiter,
 }
 
 impl AppState {
     pub fn new(core: Core, sessions: Arc<dyn SessionStore>) -> Self {
         let clients = ClientCache::new(core.db.clone());
         let sms = sms_gateway(&core.settings);
+        let limits =
+            crate::limits::Limiter::new(sessions.clone(), core.settings.limits.clone(), core.clock.clone());
         Self {
             core,
+            limits,
             sessions,
             issuance: IssuanceLog::default(),
             clients,

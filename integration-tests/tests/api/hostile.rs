@@ -103,6 +103,7 @@ async fn two_hundred_thousand_anonymous_page_views_store_nothing_and_sign_in_sti
     assert_eq!(server_errors, 0, "a flood of page views is no reason to fail");
     assert_eq!(app.sessions.entry_count().await, before, "anonymous page views stored nothing");
     let ready = app.get("/readyz").await;
+    assert!(ready.headers().get("strict-transport-security").is_none(), "no HSTS on a plain-http issuer");
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
     // Someone else, from another address, signs in as usual.
     let b = Browser::from_address(&app, Some(loopback(2)));
@@ -347,4 +348,181 @@ async fn nul_bytes_in_identifiers_are_refused_alike_on_every_backend() {
         .unwrap();
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
+}
+
+/// A plain HTTP client whose connections come from `from`.
+fn client_from(from: IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(from)
+        .build()
+        .unwrap()
+}
+
+async fn refusal_events(app: &TestApp) -> Vec<serde_json::Value> {
+    // The tallies of the minute in progress, as the minute's end would write them.
+    let later = app.core.clock.now() + chrono::TimeDelta::minutes(2);
+    app.state.limits.flush(&app.core.audit, later, false).await;
+    audit_log(app)
+        .await
+        .into_iter()
+        .filter(|(a, _, _)| a == "rate_limit.refused")
+        .map(|(_, _, d)| serde_json::from_str(&d).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn password_attempts_from_one_address_are_limited_and_another_address_is_not() {
+    let clock = fixed_clock();
+    let app = spawn_app_at(clock.clone(), |s| s.limits.password_attempts_per_minute = 5).await;
+    let client = public_client(&app, &[]).await;
+    create_user(&app, "asha", PASSWORD, false).await;
+    let (_, challenge) = pkce();
+    let url = authorize_url(&app, &client.id, REDIRECT, "openid", &challenge, &[]);
+    let attacker = Browser::from_address(&app, Some(loopback(1)));
+    let page = attacker.follow(attacker.get(&url).await).await.text().await.unwrap();
+    let (csrf, request) = (hidden(&page, "csrf").unwrap(), hidden(&page, "request").unwrap());
+    // Five guesses at five accounts (no lockout involved), then the address is refused.
+    for i in 0..5 {
+        let user = format!("user{i}");
+        let form =
+            [("csrf", csrf.as_str()), ("request", &request), ("username", &user), ("password", "guess")];
+        assert_eq!(attacker.post("/login", &form).await.status(), 200);
+    }
+    let form = [("csrf", csrf.as_str()), ("request", &request), ("username", "asha"), ("password", PASSWORD)];
+    let refused = attacker.post("/login", &form).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "12", "five a minute: one every 12 s");
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("Too many attempts") && html.contains("Wait 1 minute"), "{html}");
+    // The refused right password was not checked: no success, no failure in the trail for it.
+    let log = audit_log(&app).await;
+    assert_eq!(log.iter().filter(|(a, _, _)| a == "login.password").count(), 5);
+    // Someone else, from another address, signs in as usual.
+    let other = Browser::from_address(&app, Some(loopback(2)));
+    let back = other.sign_in(&url, "asha", PASSWORD).await;
+    assert!(pramaan_integration_tests::browser::location(&back).contains("code="));
+    // The wait is over after one interval, for one more attempt.
+    clock.advance(chrono::TimeDelta::seconds(12));
+    let again = attacker.post("/login", &form).await;
+    assert_eq!(again.status(), 303, "the right password, once the address may try again");
+    let events = refusal_events(&app).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["limit"], "password_attempts");
+    assert_eq!(events[0]["count"], 1);
+}
+
+#[tokio::test]
+async fn wrong_client_secrets_are_limited_per_address_and_then_even_the_right_one_is_refused() {
+    let clock = fixed_clock();
+    let app = spawn_app_at(clock.clone(), |s| s.limits.client_auth_failures_per_minute = 3).await;
+    let partner = pramaan_integration_tests::browser::register_client(
+        &app,
+        &[
+            "--name",
+            "Partner",
+            "--category",
+            "private",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "registry.read",
+        ],
+    )
+    .await;
+    let secret = partner.secret.clone().unwrap();
+    let token = |from: IpAddr, secret: String| {
+        let (http, url, id) = (client_from(from), format!("{}/token", app.address), partner.id.clone());
+        async move {
+            let resp = http
+                .post(url)
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap();
+            let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            (resp.status().as_u16(), retry, resp.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    // Good traffic costs the limit nothing.
+    for _ in 0..10 {
+        assert_eq!(token(loopback(1), secret.clone()).await.0, 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(token(loopback(1), "wrong".into()).await.0, 401);
+    }
+    let (status, retry, body) = token(loopback(1), "wrong".into()).await;
+    assert_eq!((status, retry.as_deref()), (429, Some("20")), "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    // Past the limit even the right secret is refused unchecked: a guesser learns nothing.
+    assert_eq!(token(loopback(1), secret.clone()).await.0, 429);
+    // The same limit at introspection, and another address is served.
+    let introspect = client_from(loopback(1))
+        .post(format!("{}/introspect", app.address))
+        .basic_auth(&partner.id, Some(&secret))
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(introspect.status(), 429);
+    assert_eq!(token(loopback(2), secret.clone()).await.0, 200);
+    clock.advance(chrono::TimeDelta::seconds(20));
+    assert_eq!(token(loopback(1), secret.clone()).await.0, 200, "served again after Retry-After");
+    let events = refusal_events(&app).await;
+    assert_eq!(events.len(), 1, "one event for the minute, whatever the count: {events:?}");
+    assert_eq!(events[0]["limit"], "client_auth_failures");
+    assert_eq!(events[0]["count"], 3);
+}
+
+#[tokio::test]
+async fn a_reset_refused_at_a_capped_address_is_told_and_another_address_is_served() {
+    let clock = fixed_clock();
+    let app = spawn_app_at(clock.clone(), |s| s.limits.reset_requests_per_hour = 2).await;
+    let ask = |from: IpAddr, username: &'static str| {
+        let b = Browser::from_address(&app, Some(from));
+        async move {
+            let page = b.get("/password/forgot").await.text().await.unwrap();
+            let csrf = hidden(&page, "csrf").unwrap();
+            let resp = b.post("/password/forgot", &[("csrf", &csrf), ("username", username)]).await;
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    // Two people behind one carrier NAT use up the address's share…
+    assert_eq!(ask(loopback(1), "asha").await.0, 200);
+    assert_eq!(ask(loopback(1), "ravi").await.0, 200);
+    // …and the third is told, not shown "sent" for a request that went nowhere.
+    let (status, html) = ask(loopback(1), "meena").await;
+    assert_eq!(status, 429);
+    assert!(html.contains("Too many attempts") && !html.contains("Check your email or phone"), "{html}");
+    assert_eq!(ask(loopback(2), "meena").await.0, 200, "another address is not affected");
+}
+
+#[tokio::test]
+async fn an_address_that_keeps_asking_for_unknown_clients_is_refused_for_a_while() {
+    let clock = fixed_clock();
+    let app = spawn_app_at(clock.clone(), |s| s.limits.unknown_lookups_per_minute = 4).await;
+    let http = client_from(loopback(1));
+    let status_of = |path: String| {
+        let (http, url) = (http.clone(), format!("{}{path}", app.address));
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    for i in 0..4 {
+        assert_eq!(status_of(format!("/statuslists/nobody-{i}/0")).await, 404);
+    }
+    assert_eq!(status_of("/statuslists/nobody-5/0".into()).await, 429);
+    let (_, challenge) = pkce();
+    assert_eq!(
+        status_of(
+            authorize_url(&app, "nobody", REDIRECT, "openid", &challenge, &[])[app.address.len()..]
+                .to_owned()
+        )
+        .await,
+        429
+    );
+    let other = client_from(loopback(2));
+    assert_eq!(
+        other.get(format!("{}/statuslists/nobody-9/0", app.address)).send().await.unwrap().status(),
+        404
+    );
 }

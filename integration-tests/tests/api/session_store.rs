@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pramaan_integration_tests::sessions::{backend_name, session_store_under_test};
-use pramaan_server::sessions::SessionStore;
+use pramaan_server::sessions::{SessionStore, Throttle};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
@@ -309,4 +309,40 @@ async fn a_reachable_store_answers_ping() {
     let test = session_store_under_test().await;
     assert_eq!(test.backend, backend_name());
     test.store.ping().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_a_hundred_parallel_requests_against_a_limit_of_ten_exactly_ten_pass() {
+    let test = session_store_under_test().await;
+    let k = key("gcra");
+    // Ten a minute; every request at the same instant of the caller's clock.
+    let (now, interval, burst) = (1_900_000_000_000_000i64, 6_000_000i64, 60_000_000i64);
+    let answers = concurrently(&test.store, 100, |store, _| {
+        let k = k.clone();
+        async move { store.throttle(&k, now, interval, burst).await.unwrap() }
+    })
+    .await;
+    let mut ahead: Vec<Duration> = answers
+        .iter()
+        .filter_map(|a| if let Throttle::Passed { ahead } = a { Some(*ahead) } else { None })
+        .collect();
+    ahead.sort();
+    assert_eq!(
+        ahead,
+        (1..=10).map(|i| Duration::from_secs(6 * i)).collect::<Vec<_>>(),
+        "exactly the burst passes"
+    );
+    for a in &answers {
+        if let Throttle::Refused { wait } = a {
+            assert_eq!(*wait, Duration::from_secs(6), "the refused wait one interval");
+        }
+    }
+    // One interval later exactly one more passes; refused requests counted nothing.
+    let at = |t: i64| test.store.throttle(&k, t, interval, burst);
+    assert_eq!(at(now + interval - 1).await.unwrap(), Throttle::Refused { wait: Duration::from_micros(1) });
+    assert_eq!(at(now + interval).await.unwrap(), Throttle::Passed { ahead: Duration::from_secs(60) });
+    assert!(matches!(at(now + interval).await.unwrap(), Throttle::Refused { .. }));
+    // Another key is another limit.
+    let other = test.store.throttle(&key("gcra"), now, interval, burst).await.unwrap();
+    assert_eq!(other, Throttle::Passed { ahead: Duration::from_secs(6) });
 }

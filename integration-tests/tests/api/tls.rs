@@ -66,6 +66,10 @@ async fn the_server_speaks_https_when_a_certificate_is_configured() {
         .unwrap();
     let r = trusting.get(format!("{}/healthz", app.address)).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    // RFC 6797: an https issuer pins browsers to https, on every response (errors too).
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+    let missing = trusting.get(format!("{}/no-such-page", app.address)).send().await.unwrap();
+    assert_eq!(missing.headers()["strict-transport-security"], "max-age=31536000");
     let meta: serde_json::Value = trusting
         .get(format!("{}/.well-known/oauth-authorization-server", app.address))
         .send()

@@ -3,11 +3,13 @@
 //! keys are rejected and every value is checked at start with an error that names its key.
 //! See `pramaan.example.toml` at the repository root for every setting, commented.
 
+mod limits;
 mod load;
 mod mail;
 mod mfa;
 mod secret;
 
+pub use limits::LimitSettings;
 pub use load::{ConfigError, load};
 pub use mail::{MailSecurity, MailSettings, MailTransport, OutboxSettings, SmtpSettings};
 pub use mfa::{BodyEncoding, HttpGatewaySettings, MfaSettings, SmsGatewayKind, SmsSettings};
@@ -34,6 +36,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub login: LoginSettings,
     pub mfa: MfaSettings,
+    pub limits: LimitSettings,
     pub sms: SmsSettings,
     pub policy: PolicySettings,
     pub mail: MailSettings,
@@ -71,6 +74,7 @@ impl Default for Settings {
             tokens: TokenSettings::default(),
             login: LoginSettings::default(),
             mfa: MfaSettings::default(),
+            limits: LimitSettings::default(),
             sms: SmsSettings::default(),
             policy: PolicySettings::default(),
             mail: MailSettings::default(),
@@ -532,6 +536,7 @@ impl Settings {
         self.tokens.validate()?;
         self.login.validate()?;
         self.mfa.validate()?;
+        self.limits.validate()?;
         self.sms.validate()?;
         self.mail.validate()?;
         for r in &self.policy.protected_roles {

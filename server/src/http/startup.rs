@@ -35,6 +35,8 @@ pub struct Application {
     policy_hangup: AbortOnDrop,
     /// Sends the outbox (`[mail.outbox] worker`).
     outbox_worker: AbortOnDrop,
+    /// Writes rate-limit refusal tallies to the audit trail each minute.
+    limits_flush: AbortOnDrop,
     state: AppState,
 }
 
@@ -66,6 +68,9 @@ impl Application {
                 state.core.clock.clone(),
                 std::time::Duration::from_secs(15),
             )
+        }));
+        let limits_flush = AbortOnDrop(tokio::runtime::Handle::try_current().ok().map(|_| {
+            state.limits.spawn_flusher(state.core.audit.clone(), std::time::Duration::from_secs(15))
         }));
         let epoch_poll = AbortOnDrop(state.clients.spawn_poller());
         let policy_watch = AbortOnDrop(crate::policy::reload::spawn_poller(state.core.clone()));
@@ -148,6 +153,7 @@ impl Application {
             policy_watch,
             policy_hangup,
             outbox_worker,
+            limits_flush,
             state: kept,
         })
     }
@@ -177,9 +183,11 @@ impl Application {
         let _outbox_worker = self.outbox_worker;
         let result = self.server.await;
         drop(self.issuance_flush);
+        drop(self.limits_flush);
         // Tallies of the minute in progress would otherwise be lost with the process.
         let core = &self.state.core;
         self.state.issuance.flush(&core.audit, core.clock.now(), true).await;
+        self.state.limits.flush(&core.audit, core.clock.now(), true).await;
         result
     }
 }

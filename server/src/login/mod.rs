@@ -118,6 +118,25 @@ fn with_cookie(
     }
 }
 
+/// Charges one request from the client's address against `limit`: the page telling when to
+/// try again if the address is over it, the "unavailable" page if the limit cannot be read.
+// The error is the page to answer with; it is built once and returned at once.
+#[allow(clippy::result_large_err)]
+async fn within_limit(
+    state: &AppState,
+    req: &HttpRequest,
+    limit: crate::limits::Limit,
+) -> Result<(), HttpResponse> {
+    match state.limits.charge(limit, crate::http::client_ip::of_request(req)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(refused)) => Err(pages::too_many(refused)),
+        Err(e) => {
+            tracing::error!(error = ?e, "the rate limit could not be checked");
+            Err(pages::unavailable(req))
+        }
+    }
+}
+
 /// Appends an audit event with the request's address and user agent; a failure to record is
 /// logged, never shown (the login itself already happened or was refused).
 async fn audit(state: &AppState, req: &HttpRequest, mut event: AuditEvent) {

@@ -38,6 +38,9 @@ pub struct Text {
     pub expired_title: &'static str,
     pub expired_message: &'static str,
     pub unavailable_message: &'static str,
+    pub too_many_title: &'static str,
+    /// `{minutes}`: how long until the address may try again.
+    pub too_many_message: &'static str,
     pub form_expired: &'static str,
     // The second step.
     pub second_step: &'static str,
@@ -186,6 +189,9 @@ pub const EN: Text = Text {
     expired_message: "This sign-in has expired or was already finished. Go back to the application you \
                       came from and start the sign-in again.",
     unavailable_message: "Sign-in is unavailable for a moment. Wait a minute and try again.",
+    too_many_title: "Too many attempts",
+    too_many_message: "Too many attempts have come from your network in a short time. Wait {minutes} \
+                       minute(s), then try again. Nothing you typed was checked or sent.",
     form_expired: "This page was open too long or was sent twice. It has been refreshed; try again.",
     second_step: "Confirm it is you",
     totp_prompt: "Enter the 6-digit code your authenticator app shows now.",
@@ -486,6 +492,18 @@ pub fn unavailable(_req: &HttpRequest) -> HttpResponse {
 pub fn unavailable_plain() -> HttpResponse {
     let t = text(None);
     message(StatusCode::SERVICE_UNAVAILABLE, t.problem, t.unavailable_message)
+}
+
+/// A rate limit refused the request: when to try again, with `Retry-After` (RFC 6585 §4).
+pub fn too_many(refused: crate::limits::Refused) -> HttpResponse {
+    let t = text(None);
+    let secs = refused.retry_after_secs();
+    let msg = t.too_many_message.replace("{minutes}", &secs.div_ceil(60).max(1).to_string());
+    let mut resp = message(StatusCode::TOO_MANY_REQUESTS, t.too_many_title, &msg);
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 pub fn expired(_req: &HttpRequest) -> HttpResponse {

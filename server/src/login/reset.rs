@@ -30,6 +30,7 @@ use super::rules::{PasswordRule, check_new_password};
 use super::session::{self, Loaded, ResetFlow};
 use super::{audit, page_form, with_cookie};
 use crate::domain::{AuditEvent, Factor, Outcome, User, UserId, UserStatus, Username};
+use crate::limits::Limit;
 use crate::mfa::sms::{self, Recipient, Verdict};
 use crate::mfa::{SecondStep, plan};
 use crate::oidc::Issuer;
@@ -188,6 +189,11 @@ async fn request(
         let page = forgot_page(&loaded.session.csrf, false, Some(t.form_expired), StatusCode::FORBIDDEN);
         return saved(&req, &state, &mut loaded, secure, page).await;
     }
+    // One address (a carrier NAT may be many people) gets a bounded number an hour, and
+    // whoever is refused is told so — a refused request is never answered "sent".
+    if let Err(resp) = super::within_limit(&state, &req, Limit::ResetRequest).await {
+        return resp;
+    }
     let username: String = form.get("username").unwrap_or("").trim().chars().take(64).collect();
     loaded.session.reset_requested = Some(username.clone());
     // Everything that depends on the account happens after the answer, so the answer is the
@@ -214,18 +220,6 @@ async fn send_reset(
     ip: Option<std::net::IpAddr>,
     user_agent: Option<String>,
 ) -> Result<(), String> {
-    // At most 30 requests an hour from one address (IPv6: its /64), whatever they name.
-    if let Some(ip) = ip {
-        let net = crate::mfa::sms::network_of(ip);
-        let n = state
-            .sessions
-            .increment(&format!("reset-request-ip:{net}"), Duration::from_secs(3600))
-            .await
-            .map_err(|e| e.to_string())?;
-        if n > 30 {
-            return Ok(());
-        }
-    }
     let Ok(name) = Username::parse(username) else { return Ok(()) };
     let user =
         state.core.db.run(move |c| users::find_by_username(c, &name)).await.map_err(|e| e.to_string())?;
@@ -360,6 +354,11 @@ async fn code(
     if !loaded.session.csrf_ok(form.get("csrf")) {
         let page = forgot_page(&loaded.session.csrf, true, Some(t.form_expired), StatusCode::FORBIDDEN);
         return saved(&req, &state, &mut loaded, secure, page).await;
+    }
+    // One address (a carrier NAT may be many people) gets a bounded number an hour, and
+    // whoever is refused is told so — a refused request is never answered "sent".
+    if let Err(resp) = super::within_limit(&state, &req, Limit::ResetRequest).await {
+        return resp;
     }
     let wrong =
         |loaded: &Loaded| forgot_page(&loaded.session.csrf, true, Some(t.reset.wrong_code), StatusCode::OK);

@@ -16,6 +16,7 @@ use super::{
     LoginAttempt, PageContext, RequestQuery, attempt_login, audit, page_context, posted, resume, with_cookie,
 };
 use crate::domain::{Acr, AuditEvent, Factor, Outcome, amr};
+use crate::limits::Limit;
 use crate::mfa::SecondStep;
 use crate::oidc::Issuer;
 use crate::oidc::authorize::Pending;
@@ -84,6 +85,11 @@ async fn submit(
             Some(t.form_expired),
             StatusCode::FORBIDDEN,
         );
+    }
+    // Every guess costs a hash: one address gets a bounded number a minute, whichever
+    // accounts they name, and is told when to come back.
+    if let Err(resp) = super::within_limit(&state, &req, Limit::PasswordAttempt).await {
+        return resp;
     }
     let password = SecretString::from(form.get("password").unwrap_or("").to_owned());
     let password_at_us = state.core.clock.now().timestamp_micros();

@@ -19,6 +19,7 @@ use super::Issuer;
 use super::code::{self, CodeGrant};
 use super::form::Form;
 use crate::domain::{Acr, Client, ClientId, ClientStatus, GrantType, Scope, User, UserStatus};
+use crate::limits::Limit;
 use crate::login::pages;
 use crate::login::session::{self, Authenticated, BrowserSession};
 use crate::policy::ClientFacts;
@@ -437,8 +438,17 @@ async fn authorize(req: &HttpRequest, params: &[u8], state: &AppState, issuer: &
         Ok(f) => f,
         Err(_) => return pages::error_page(req, actix_web::http::StatusCode::BAD_REQUEST, BAD_LINK),
     };
+    // An address that keeps naming clients that do not exist is refused for a while.
+    let ip = crate::http::client_ip::of_request(req);
+    if let Some(refused) = state.limits.refusing(Limit::UnknownLookup, ip) {
+        return pages::too_many(refused);
+    }
     let found = match form.get("client_id") {
         Some(id) => match state.clients.get(&ClientId::from_string(id.to_owned())).await {
+            Ok(None) => {
+                state.limits.charge_failure(Limit::UnknownLookup, ip).await;
+                None
+            }
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = ?e, "client lookup failed");

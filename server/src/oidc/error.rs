@@ -32,11 +32,14 @@ pub struct OAuthError {
     /// A status other than the code's usual one (403 for a client that may not introspect).
     #[serde(skip)]
     pub status: Option<u16>,
+    /// Seconds for `Retry-After` (a rate limit's refusal).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
     pub fn new(error: OAuthErrorCode, error_description: &'static str) -> Self {
-        Self { error, error_description, status: None }
+        Self { error, error_description, status: None, retry_after: None }
     }
 
     pub fn with_status(mut self, status: StatusCode) -> Self {
@@ -52,6 +55,18 @@ impl OAuthError {
     /// client: telling them apart would let anyone probe which client ids exist.
     pub fn invalid_client() -> Self {
         Self::new(OAuthErrorCode::InvalidClient, "Client authentication failed.")
+    }
+
+    /// A rate limit refused the request: 429 with `Retry-After` (RFC 6585 §4), and the code
+    /// RFC 6749 registers for "try again later".
+    pub fn too_many(refused: crate::limits::Refused) -> Self {
+        let mut e = Self::new(
+            OAuthErrorCode::TemporarilyUnavailable,
+            "Too many failed attempts from this address; retry after the time in Retry-After.",
+        )
+        .with_status(StatusCode::TOO_MANY_REQUESTS);
+        e.retry_after = Some(refused.retry_after_secs());
+        e
     }
 
     pub fn server_error() -> Self {
@@ -76,6 +91,9 @@ impl ResponseError for OAuthError {
     fn error_response(&self) -> HttpResponse {
         let mut resp = HttpResponse::build(self.status_code());
         resp.insert_header(("cache-control", "no-store")).insert_header(("pragma", "no-cache"));
+        if let Some(secs) = self.retry_after {
+            resp.insert_header(("retry-after", secs.to_string()));
+        }
         if self.error == OAuthErrorCode::InvalidClient {
             resp.insert_header(("www-authenticate", r#"Basic realm="pramaan", charset="UTF-8""#));
         }

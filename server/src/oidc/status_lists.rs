@@ -43,6 +43,7 @@ use super::Issuer;
 use super::jwks::not_modified;
 use super::status_list::{ListClaim, ListTokenClaims, MEDIA_TYPE, StatusBits, StatusClaim, StatusRef, TYP};
 use crate::domain::{Client, ClientId};
+use crate::limits::Limit;
 use crate::state::{AppState, Core};
 use crate::store::DbError;
 use crate::store::status_lists::{self, ListLookup, ListState, Place};
@@ -479,13 +480,24 @@ async fn serve(
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish()
     };
+    // An address that keeps asking for clients that do not exist is refused for a while.
+    let ip = crate::http::client_ip::of_request(&req);
+    if let Some(refused) = state.limits.refusing(Limit::UnknownLookup, ip) {
+        return HttpResponse::TooManyRequests()
+            .insert_header((header::RETRY_AFTER, refused.retry_after_secs().to_string()))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish();
+    }
     let Ok(list_no) = list_no.parse::<i64>() else { return not_found() };
     if !(0..=MAX_LIST_NO).contains(&list_no) || client_id.len() > 64 {
         return not_found();
     }
     match state.clients.get(&ClientId::from_string(client_id.clone())).await {
         Ok(Some(_)) => {}
-        Ok(None) => return not_found(),
+        Ok(None) => {
+            state.limits.charge_failure(Limit::UnknownLookup, ip).await;
+            return not_found();
+        }
         Err(e) => return unavailable(&e),
     }
     let built = match state.status_lists.get(&state, &issuer.issuer, &client_id, list_no).await {

@@ -104,6 +104,16 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    async fn throttle(
+        &self,
+        key: &str,
+        now_us: i64,
+        interval_us: i64,
+        burst_us: i64,
+    ) -> Result<super::Throttle, StoreError> {
+        self.lock().throttle(key, now_us, interval_us, burst_us, Instant::now())
+    }
+
     async fn usage(&self) -> Result<Option<super::Usage>, StoreError> {
         let mut inner = self.lock();
         // Expired entries do not count against the limit (a write would sweep them).
@@ -204,6 +214,31 @@ impl Inner {
 
     fn get(&self, key: &str, now: Instant) -> Option<Vec<u8>> {
         self.live(key, now).map(|entry| entry.value.clone())
+    }
+
+    /// The theoretical arrival time is kept as 8 little-endian bytes, until it has passed.
+    fn throttle(
+        &mut self,
+        key: &str,
+        now_us: i64,
+        interval_us: i64,
+        burst_us: i64,
+        now: Instant,
+    ) -> Result<super::Throttle, StoreError> {
+        let tat = self
+            .live(key, now)
+            .and_then(|e| <[u8; 8]>::try_from(e.value.as_slice()).ok())
+            .map(i64::from_le_bytes);
+        match super::gcra(tat, now_us, interval_us, burst_us) {
+            Ok(next) => {
+                let ahead = Duration::from_micros(u64::try_from(next - now_us).unwrap_or(0));
+                self.put(key, &next.to_le_bytes(), ahead, now)?;
+                Ok(super::Throttle::Passed { ahead })
+            }
+            Err(wait) => {
+                Ok(super::Throttle::Refused { wait: Duration::from_micros(u64::try_from(wait).unwrap_or(0)) })
+            }
+        }
     }
 
     fn delete(&mut self, key: &str, now: Instant) -> bool {

@@ -80,10 +80,43 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Succeeds when the store can serve requests (`/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// One request against a rate limit kept under `key` by GCRA (the generic cell rate
+    /// algorithm, [`gcra`]): `interval_us` apart at the sustained rate, up to `burst_us` ahead
+    /// of `now_us`: counted when it passes, nothing counted when refused. `now_us` is the
+    /// caller's clock, so every instance and the tests agree on it. Atomic: of parallel
+    /// requests, no more pass than the limit allows.
+    async fn throttle(
+        &self,
+        key: &str,
+        now_us: i64,
+        interval_us: i64,
+        burst_us: i64,
+    ) -> Result<Throttle, StoreError>;
+
     /// How full the store is, when it has a limit: what it holds and what it may hold, in its
     /// own unit (entries in memory, bytes in Redis under `maxmemory`). `/readyz` reports a store
     /// near its limit before writes start failing.
     async fn usage(&self) -> Result<Option<Usage>, StoreError>;
+}
+
+/// A [`SessionStore::throttle`] answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Throttle {
+    /// Counted; the limit's theoretical arrival time now runs `ahead` of the caller's clock
+    /// (at `burst` it is full until one interval has passed).
+    Passed { ahead: Duration },
+    /// Not counted: the request may be made again after `wait`.
+    Refused { wait: Duration },
+}
+
+/// GCRA on plain values: the stored theoretical arrival time `tat` (none yet: `now`), and the
+/// request at `now`. `Ok(new tat)` when it passes, `Err(microseconds to wait)` when not. A burst
+/// of `burst / interval` requests passes at once; after that one per `interval`.
+pub fn gcra(tat: Option<i64>, now: i64, interval: i64, burst: i64) -> Result<i64, i64> {
+    let tat = tat.map_or(now, |t| t.max(now));
+    let next = tat.saturating_add(interval);
+    let ahead = next - now;
+    if ahead > burst { Err(ahead - burst) } else { Ok(next) }
 }
 
 /// A store's fill level against its limit.
@@ -97,5 +130,30 @@ impl Usage {
     /// At or above nine tenths of the limit: writes may soon fail.
     pub fn near_full(&self) -> bool {
         self.limit > 0 && self.used.saturating_mul(10) >= self.limit.saturating_mul(9)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gcra;
+
+    #[test]
+    fn gcra_passes_a_burst_then_one_per_interval() {
+        // Five a minute: 12 s apart, the whole minute as burst.
+        let (i, b) = (12_000_000, 60_000_000);
+        let mut tat = None;
+        for _ in 0..5 {
+            tat = Some(gcra(tat, 0, i, b).unwrap());
+        }
+        assert_eq!(gcra(tat, 0, i, b), Err(12_000_000), "the sixth waits one interval");
+        assert_eq!(gcra(tat, 11_999_999, i, b), Err(1));
+        let t = gcra(tat, 12_000_000, i, b).unwrap();
+        assert_eq!(gcra(Some(t), 12_000_000, i, b), Err(12_000_000), "one more, then wait again");
+        // Long idle: the full burst again, never more.
+        let mut tat = Some(t);
+        for _ in 0..5 {
+            tat = Some(gcra(tat, 10_000_000_000, i, b).unwrap());
+        }
+        assert!(gcra(tat, 10_000_000_000, i, b).is_err());
     }
 }

@@ -42,6 +42,22 @@ end
 return 0
 ";
 
+/// KEYS[1] = limit key; ARGV = now, interval, burst (microseconds). GCRA as in
+/// `sessions::gcra`: `{1, ahead}` when the request passes (and the new theoretical arrival
+/// time, `ahead` of now, is stored until it passes), else `{0, microseconds to wait}`. Lua numbers are doubles: exact for
+/// microsecond timestamps for the next quarter-million years.
+const THROTTLE: &str = r"
+local now = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
+if tat < now then tat = now end
+local ahead = tat + tonumber(ARGV[2]) - now
+if ahead > tonumber(ARGV[3]) then
+  return {0, ahead - tonumber(ARGV[3])}
+end
+redis.call('SET', KEYS[1], string.format('%d', now + ahead), 'PX', math.max(1, math.ceil(ahead / 1000)))
+return {1, ahead}
+";
+
 /// KEYS[1] = member key, KEYS[2] = index key; ARGV = value, ttl ms, logical member name.
 /// The index expires with its longest-lived member.
 const PUT_INDEXED: &str = r"
@@ -93,6 +109,7 @@ pub struct RedisStore {
     put_indexed: Script,
     index_members: Script,
     delete_index: Script,
+    throttle: Script,
 }
 
 impl fmt::Debug for RedisStore {
@@ -144,6 +161,7 @@ impl RedisStore {
             put_indexed: Script::new(PUT_INDEXED),
             index_members: Script::new(INDEX_MEMBERS),
             delete_index: Script::new(DELETE_INDEX),
+            throttle: Script::new(THROTTLE),
         })
     }
 
@@ -263,6 +281,24 @@ impl SessionStore for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let cmd = redis::cmd("PING");
         self.query::<String>("PING", &cmd).await.map(drop)
+    }
+
+    async fn throttle(
+        &self,
+        key: &str,
+        now_us: i64,
+        interval_us: i64,
+        burst_us: i64,
+    ) -> Result<super::Throttle, StoreError> {
+        let mut invocation = self.throttle.prepare_invoke();
+        invocation.key(self.key(key)).arg(now_us).arg(interval_us).arg(burst_us);
+        let (passed, micros): (i64, i64) = self.invoke("throttle script", &invocation).await?;
+        let d = Duration::from_micros(u64::try_from(micros).unwrap_or(0));
+        Ok(if passed == 1 {
+            super::Throttle::Passed { ahead: d }
+        } else {
+            super::Throttle::Refused { wait: d }
+        })
     }
 
     async fn usage(&self) -> Result<Option<super::Usage>, StoreError> {

@@ -16,6 +16,7 @@ use super::Issuer;
 use super::client_auth::{self, Presented};
 use super::error::{OAuthError, OAuthErrorCode};
 use super::form::Form;
+use crate::limits::Limit;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -157,9 +158,25 @@ pub async fn authenticated_form(
         }
         Ok(Err(_)) => return Err(OAuthError::invalid_request("The request body could not be read.")),
     };
+    // An address past its failed-authentication limit is refused before any check: a guesser
+    // must not learn from a right secret sent among the wrong ones.
+    let ip = crate::http::client_ip::of_request(req);
+    if let Some(refused) = state.limits.refusing(Limit::ClientAuthFailure, ip) {
+        return Err(OAuthError::too_many(refused));
+    }
     let form = form_body(req, &body)?;
-    let presented = client_auth::presented(authorization(req), &form)?;
-    let client = authenticate(state, issuer, &presented).await?;
+    let authenticated = match client_auth::presented(authorization(req), &form) {
+        Ok(presented) => authenticate(state, issuer, &presented).await,
+        Err(e) => Err(e),
+    };
+    let client = match authenticated {
+        Ok(c) => c,
+        Err(e) if e.error == OAuthErrorCode::InvalidClient => {
+            state.limits.charge_failure(Limit::ClientAuthFailure, ip).await;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     tracing::Span::current().record("client_id", client.id.as_str());
     Ok((form, client))
 }
