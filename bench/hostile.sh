@@ -34,14 +34,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start NAME [ulimit] ENV… — a server on a fresh data folder; sets URL and SERVER_PID.
+# start NAME OPEN_FILES ENV… (OPEN_FILES empty: the shell's own limit) — a server on a fresh data folder; sets URL and SERVER_PID.
 start() {
   local name=$1 limit=$2; shift 2
   local log="$WORK/$name.log"
   mkdir -p "$WORK/$name"
   env PRAMAAN__DATA_DIR="$WORK/$name" PRAMAAN__LOG__FILTER=warn PRAMAAN__HTTP__WORKERS=2 \
     PRAMAAN__HTTP__SHUTDOWN_TIMEOUT_SECS=2 "$@" \
-    sh -c "ulimit -n $limit && exec \"\$0\" serve --listen 127.0.0.1:0" "$BIN" >"$log" 2>&1 &
+    sh -c "${limit:+ulimit -n $limit && }exec \"\$0\" serve --listen 127.0.0.1:0" "$BIN" >"$log" 2>&1 &
   SERVER_PID=$!
   URL=""
   for _ in $(seq 1 600); do
@@ -58,7 +58,7 @@ pcli() { env PRAMAAN__DATA_DIR="$WORK/$1" PRAMAAN__LOG__FILTER=warn "$BIN" "${@:
 # 1. Password guesses per minute from one address.
 guesses() {
   local name=$1; shift
-  start "$name" 65536 "$@"
+  start "$name" "" "$@"
   local portal
   portal=$(pcli "$name" client create --name portal --category internal --public --first-party \
     --grant authorization_code --scope openid --redirect-uri http://127.0.0.1:9/cb --json | jq -er .client_id)
@@ -96,7 +96,7 @@ EOF
 # 2. Token and introspection rates, limits on and off.
 rates() {
   local name=$1; shift
-  start "$name" 65536 "$@"
+  start "$name" "" "$@"
   pcli "$name" client create --name bench --category private --grant client_credentials --scope registry.read \
     --introspection --access-token-ttl 3600 --json >"$WORK/client.json"
   local id secret basic one

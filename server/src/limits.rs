@@ -72,6 +72,9 @@ impl Refused {
 /// Refusals per (limit, network, minute since the epoch).
 type Tallies = HashMap<(Limit, IpAddr, i64), u64>;
 
+/// (limit, network, subject or "") → refused until (µs since the epoch).
+type Refusing = HashMap<(Limit, IpAddr, String), i64>;
+
 /// Addresses this instance saw refused, kept at most this many (the oldest waits go first).
 const MAX_REMEMBERED: usize = 100_000;
 
@@ -81,8 +84,8 @@ pub struct Limiter {
     store: Arc<dyn SessionStore>,
     settings: LimitSettings,
     clock: Arc<dyn Clock>,
-    /// (limit, network) → refused until (µs), for the failure-charged limits.
-    refusing: Arc<Mutex<HashMap<(Limit, IpAddr), i64>>>,
+    /// Who is refused, for the failure-charged limits.
+    refusing: Arc<Mutex<Refusing>>,
     /// Entries in `refusing`, read without the lock on every request.
     refusing_len: Arc<AtomicUsize>,
     /// (limit, network, minute) → refusals, for the audit trail.
@@ -101,14 +104,18 @@ impl Limiter {
         }
     }
 
-    fn key(limit: Limit, network: IpAddr) -> String {
-        format!("limit:{}:{network}", limit.as_str())
+    fn key(limit: Limit, network: IpAddr, subject: &str) -> String {
+        if subject.is_empty() {
+            format!("limit:{}:{network}", limit.as_str())
+        } else {
+            format!("limit:{}:{network}:{subject}", limit.as_str())
+        }
     }
 
     /// Counts one attempt from `ip` against `limit`; `Err` when the address is over it (then
     /// nothing was counted). Without an address (a test client, a Unix socket), nothing is.
     pub async fn charge(&self, limit: Limit, ip: Option<IpAddr>) -> Result<Result<(), Refused>, StoreError> {
-        Ok(self.throttle(limit, ip).await?.map(|_| ()))
+        Ok(self.throttle(limit, ip, "").await?.map(|_| ()))
     }
 
     /// One request against `limit`: `Ok(wait until the next would pass, if it would not)`, or
@@ -117,6 +124,7 @@ impl Limiter {
         &self,
         limit: Limit,
         ip: Option<IpAddr>,
+        subject: &str,
     ) -> Result<Result<Option<Duration>, Refused>, StoreError> {
         let Some(ip) = ip.filter(|_| self.settings.enabled) else { return Ok(Ok(None)) };
         let network = network_of(ip);
@@ -124,7 +132,7 @@ impl Limiter {
         let burst = i64::try_from(period.as_micros()).unwrap_or(i64::MAX);
         let interval = burst / i64::from(n.max(1));
         let now = self.clock.now().timestamp_micros();
-        match self.store.throttle(&Self::key(limit, network), now, interval, burst).await? {
+        match self.store.throttle(&Self::key(limit, network, subject), now, interval, burst).await? {
             Throttle::Passed { ahead } => {
                 // Full when one more interval would run past the burst.
                 let ahead = i64::try_from(ahead.as_micros()).unwrap_or(i64::MAX);
@@ -132,22 +140,24 @@ impl Limiter {
                 Ok(Ok((full_for > 0).then(|| Duration::from_micros(u64::try_from(full_for).unwrap_or(0)))))
             }
             Throttle::Refused { wait } => {
-                self.remember(limit, network, now, wait);
+                self.remember(limit, network, subject, now, wait);
                 self.count(limit, network, now);
                 Ok(Err(Refused { retry_after: wait }))
             }
         }
     }
 
-    /// Counts a failure from `ip` against `limit`. Once the address has used up the limit,
-    /// this instance refuses it ([`refusing`](Self::refusing)) until the next failure would
-    /// pass again — another instance learns at its own next failure from there. A store
-    /// failure is logged and otherwise ignored: the request failed already.
-    pub async fn charge_failure(&self, limit: Limit, ip: Option<IpAddr>) {
-        match self.throttle(limit, ip).await {
+    /// Counts a failure from `ip` (about `subject`, if any) against `limit`. Once the address
+    /// has used the limit up, this instance refuses it ([`refusing`](Self::refusing)) until the
+    /// next failure would pass again — another instance learns at its own next failure from
+    /// there. A store failure is logged and otherwise ignored: the request failed already.
+    pub async fn charge_failure(&self, limit: Limit, ip: Option<IpAddr>, subject: Option<&str>) {
+        let subject = subject.unwrap_or("");
+        match self.throttle(limit, ip, subject).await {
             Ok(Ok(Some(full_for))) => {
                 if let Some(ip) = ip {
-                    self.remember(limit, network_of(ip), self.clock.now().timestamp_micros(), full_for);
+                    let now = self.clock.now().timestamp_micros();
+                    self.remember(limit, network_of(ip), subject, now, full_for);
                 }
             }
             Ok(_) => {}
@@ -157,29 +167,29 @@ impl Limiter {
 
     /// Whether this instance is refusing `ip` under a failure-charged `limit`: one atomic load
     /// when nothing is refused, one map lookup otherwise. No I/O.
-    pub fn refusing(&self, limit: Limit, ip: Option<IpAddr>) -> Option<Refused> {
+    pub fn refusing(&self, limit: Limit, ip: Option<IpAddr>, subject: Option<&str>) -> Option<Refused> {
         if self.refusing_len.load(Ordering::Relaxed) == 0 || !self.settings.enabled {
             return None;
         }
         let network = network_of(ip?);
         let now = self.clock.now().timestamp_micros();
         let map = self.refusing.lock().unwrap_or_else(|p| p.into_inner());
-        let until = *map.get(&(limit, network))?;
+        let until = *map.get(&(limit, network, subject.unwrap_or("").to_owned()))?;
         (until > now).then(|| {
             self.count(limit, network, now);
             Refused { retry_after: Duration::from_micros(u64::try_from(until - now).unwrap_or(0)) }
         })
     }
 
-    /// Refuses `network` under `limit` on this instance for `wait` from `now`.
-    fn remember(&self, limit: Limit, network: IpAddr, now: i64, wait: Duration) {
+    /// Refuses `network` (for `subject`) under `limit` on this instance for `wait` from `now`.
+    fn remember(&self, limit: Limit, network: IpAddr, subject: &str, now: i64, wait: Duration) {
         let until = now.saturating_add(i64::try_from(wait.as_micros()).unwrap_or(i64::MAX));
         let mut map = self.refusing.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_REMEMBERED {
             map.retain(|_, t| *t > now);
         }
         if map.len() < MAX_REMEMBERED {
-            map.insert((limit, network), until);
+            map.insert((limit, network, subject.to_owned()), until);
         }
         self.refusing_len.store(map.len(), Ordering::Relaxed);
     }
@@ -277,16 +287,21 @@ mod tests {
         let l =
             limiter(&clock, LimitSettings { client_auth_failures_per_minute: 2, ..LimitSettings::default() });
         let v6: IpAddr = "2001:db8:1:2::1".parse().unwrap();
-        assert!(l.refusing(Limit::ClientAuthFailure, Some(v6)).is_none());
-        l.charge_failure(Limit::ClientAuthFailure, Some(v6)).await;
-        assert!(l.refusing(Limit::ClientAuthFailure, Some(v6)).is_none(), "one failure of two");
-        l.charge_failure(Limit::ClientAuthFailure, Some(v6)).await;
+        let partner = Some("partner");
+        assert!(l.refusing(Limit::ClientAuthFailure, Some(v6), partner).is_none());
+        l.charge_failure(Limit::ClientAuthFailure, Some(v6), partner).await;
+        assert!(l.refusing(Limit::ClientAuthFailure, Some(v6), partner).is_none(), "one failure of two");
+        l.charge_failure(Limit::ClientAuthFailure, Some(v6), partner).await;
         let other_in_64: IpAddr = "2001:db8:1:2:ffff::2".parse().unwrap();
-        let r = l.refusing(Limit::ClientAuthFailure, Some(other_in_64)).expect("the whole /64 is refused");
+        let r = l.refusing(Limit::ClientAuthFailure, Some(other_in_64), partner).expect("the whole /64");
         assert_eq!(r.retry_after_secs(), 30, "until the next failure would pass");
-        assert!(l.refusing(Limit::UnknownLookup, Some(v6)).is_none());
+        assert!(
+            l.refusing(Limit::ClientAuthFailure, Some(v6), Some("another")).is_none(),
+            "that client only"
+        );
+        assert!(l.refusing(Limit::UnknownLookup, Some(v6), None).is_none());
         clock.advance(chrono::TimeDelta::seconds(30));
-        assert!(l.refusing(Limit::ClientAuthFailure, Some(v6)).is_none(), "the wait is over");
+        assert!(l.refusing(Limit::ClientAuthFailure, Some(v6), partner).is_none(), "the wait is over");
     }
 
     #[tokio::test]

@@ -70,7 +70,9 @@ async fn a_thousand_slow_bodies_under_ulimit_1024_leave_healthz_answering() {
         }
     }
     println!("{refused} of 1000 slow sockets were refused at once");
-    assert!(refused >= 1000 - 256, "at most 256 (the default share) are held: {refused} refused");
+    // The open-file limit lowers the server's connection cap to 896; one address may hold at
+    // most a quarter of it.
+    assert!(refused >= 1000 - 224, "at most 224 are held: {refused} refused");
     drop(held);
     let err = common::stop(server);
     assert!(!err.contains("Too many open files"), "{err}");

@@ -148,9 +148,13 @@ impl SignedIn {
     /// Whether the login's access token is still active (introspection).
     async fn alive(&self) -> bool {
         let secret = self.registry.secret.as_deref().unwrap();
-        let (status, body) =
-            post_form(&self.app, "/introspect", Some((&self.registry.id, secret)), &[("token", &self.access)])
-                .await;
+        let (status, body) = post_form(
+            &self.app,
+            "/introspect",
+            Some((&self.registry.id, secret)),
+            &[("token", &self.access)],
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         body["active"].as_bool().unwrap()
     }

@@ -467,6 +467,29 @@ async fn wrong_client_secrets_are_limited_per_address_and_then_even_the_right_on
         .unwrap();
     assert_eq!(introspect.status(), 429);
     assert_eq!(token(loopback(2), secret.clone()).await.0, 200);
+    // Only the client whose secret was guessed is refused at that address.
+    let other = pramaan_integration_tests::browser::register_client(
+        &app,
+        &[
+            "--name",
+            "Other",
+            "--category",
+            "private",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "registry.read",
+        ],
+    )
+    .await;
+    let resp = client_from(loopback(1))
+        .post(format!("{}/token", app.address))
+        .basic_auth(&other.id, other.secret.as_deref())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     clock.advance(chrono::TimeDelta::seconds(20));
     assert_eq!(token(loopback(1), secret.clone()).await.0, 200, "served again after Retry-After");
     let events = refusal_events(&app).await;
@@ -525,4 +548,11 @@ async fn an_address_that_keeps_asking_for_unknown_clients_is_refused_for_a_while
         other.get(format!("{}/statuslists/nobody-9/0", app.address)).send().await.unwrap().status(),
         404
     );
+    // A client this instance knows (it served it before, here to another address) is served
+    // to the refused address all the same: a hostile page that makes a shared address probe
+    // junk cannot shut its people out of sign-in.
+    let known = public_client(&app, &[]).await;
+    let url = authorize_url(&app, &known.id, REDIRECT, "openid", &challenge, &[]);
+    assert_eq!(other.get(&url).send().await.unwrap().status(), 303);
+    assert_eq!(status_of(url[app.address.len()..].to_owned()).await, 303);
 }

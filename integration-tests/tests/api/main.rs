@@ -14,6 +14,8 @@ mod client_credentials;
 mod clients;
 mod code_flow;
 mod discovery;
+mod guards_admin;
+mod guards_tokens;
 mod health;
 mod hostile;
 mod import;

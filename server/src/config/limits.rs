@@ -12,14 +12,14 @@ use super::ConfigError;
 pub struct LimitSettings {
     /// Off only to measure what the limits cost; never in production.
     pub enabled: bool,
-    /// Password attempts (the sign-in page, the account page) from one address per minute,
-    /// whichever accounts they name. Each costs an argon2 hash.
+    /// Password attempts on the sign-in page, and reset codes typed, from one address per
+    /// minute, whichever accounts they name. A password costs an argon2 hash.
     pub password_attempts_per_minute: u32,
     /// Failed client authentications (unknown client, wrong secret or assertion) at `/token`,
     /// `/introspect` and `/revoke` from one address per minute. Past it, every request from
     /// there is refused without a check until the rate falls.
     pub client_auth_failures_per_minute: u32,
-    /// Forgotten-password requests and typed reset codes from one address per hour.
+    /// Forgotten-password requests (each may send a mail or an SMS) from one address per hour.
     pub reset_requests_per_hour: u32,
     /// Lookups of things that do not exist (unknown clients at `/authorize` and
     /// `/statuslists`) from one address per minute.

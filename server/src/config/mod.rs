@@ -110,7 +110,9 @@ pub struct HttpSettings {
     /// open-file limit lowers it, keeping room for the database and log files.
     pub max_connections: usize,
     /// Open connections from one client address (IPv6: one /64) before its further ones are
-    /// answered 503 and closed. Trusted proxies count only against `max_connections`.
+    /// answered 503 and closed; at most a quarter of `max_connections` as lowered by the
+    /// open-file limit, so one address can never take them all. Trusted proxies count only
+    /// against `max_connections`.
     pub max_connections_per_address: usize,
 }
 
@@ -129,8 +131,8 @@ impl Default for HttpSettings {
             request_head_timeout_secs: 5,
             max_connections: 10_000,
             // A carrier-grade NAT puts many field staff behind one address, each browser with
-            // a few keep-alive connections.
-            max_connections_per_address: 256,
+            // up to six keep-alive connections.
+            max_connections_per_address: 1024,
         }
     }
 }

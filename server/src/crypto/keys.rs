@@ -43,6 +43,10 @@ impl std::fmt::Debug for KeyMaterial {
 pub struct Keys {
     /// Seals secrets at rest under a subkey of the KEK.
     pub secrets: SecretBox,
+    /// Seals anonymous browser sessions into their cookies: a subkey of its own, since every
+    /// anonymous page view uses it (attacker-chosen plaintext, a random nonce each time) and
+    /// the secrets at rest must not share that budget.
+    pub sessions: SecretBox,
     /// Digests of tokens, codes and links (a subkey of the KEK).
     pub digester: Digester,
     /// Signs the audit chain (a subkey of the audit key).
@@ -90,6 +94,7 @@ pub fn load_keys(
     let kek_fingerprint = fingerprint(&kek_root);
     Ok(Keys {
         secrets: SecretBox::new(&kek_root.digest_parts(&[b"pramaan/v1/seal-key"]), &kek_fingerprint[..8]),
+        sessions: SecretBox::new(&kek_root.digest_parts(&[b"pramaan/v1/browser-session-seal"]), "s1"),
         digester: Digester::new(kek_root.digest_parts(&[b"pramaan/v1/token-digest-key"])),
         audit: Digester::new(audit_root.digest_parts(&[b"pramaan/v1/audit-chain-key"])),
         kek_source: kek.source,

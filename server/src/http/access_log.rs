@@ -46,7 +46,13 @@ impl RootSpanBuilder for AccessLog {
             Ok(response) => {
                 let status = response.status().as_u16();
                 span.record("status", status);
-                if response.status().is_server_error() {
+                if response.status() == actix_web::http::StatusCode::TOO_MANY_REQUESTS
+                    || response.response().extensions().get::<super::intake::Refused>().is_some()
+                {
+                    // A flood's refusals: the limiter and the intake log each address once per
+                    // window and the trail counts them, so a flood cannot fill the disk.
+                    tracing::debug!(status, "request refused");
+                } else if response.status().is_server_error() {
                     // The cause is in the response's error, for logs only (Debug carries the chain).
                     let cause = response.response().error().map(|e| format!("{e:?}"));
                     tracing::error!(status, cause, "request failed");

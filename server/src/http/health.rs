@@ -26,9 +26,11 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     );
     let db_ok = matches!(db, Ok(Ok(())));
     let sessions_ok = matches!(sessions, Ok(Ok(())));
-    // A store near its limit still answers, but its writes (sign-ins) will soon fail: a load
-    // balancer should send new visitors elsewhere first.
+    // A store near its limit still answers, but its writes (sign-ins) will soon fail. This
+    // instance's own store: a load balancer should send new visitors elsewhere. A shared one
+    // is every instance's condition: reported, but draining them all would only make it worse.
     let near_full = matches!(usage, Ok(Ok(Some(u))) if u.near_full());
+    let drain = matches!(usage, Ok(Ok(Some(u))) if u.near_full() && u.per_instance);
     if !db_ok {
         tracing::warn!(error = ?db, "readiness: database unreachable");
     }
@@ -46,7 +48,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     } else {
         "ok"
     };
-    let ready = db_ok && sessions_ok && !near_full;
+    let ready = db_ok && sessions_ok && !drain;
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "database": word(db_ok),

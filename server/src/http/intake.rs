@@ -30,6 +30,11 @@ use futures_util::StreamExt;
 use super::problem::Problem;
 use crate::domain::network_of;
 
+/// Marks a response this layer refused, so the access log does not write a line per refusal
+/// of a flood.
+#[derive(Debug, Clone, Copy)]
+pub struct Refused;
+
 /// The limits this layer enforces (from `[http]`).
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -88,6 +93,10 @@ impl ConnectionTracker {
         let n = map.entry(network).or_insert(0);
         *n += 1;
         let over = *n > self.per_address;
+        if *n == self.per_address + 1 {
+            // Once as the address goes over, not once per refused connection.
+            tracing::warn!(network = %network, cap = self.per_address, "connections per address reached; refusing more");
+        }
         drop(map);
         Some(ConnectionSlot { tracker: self.clone(), network, over })
     }
@@ -138,6 +147,7 @@ fn refuse(
     if status == StatusCode::SERVICE_UNAVAILABLE {
         resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
     }
+    resp.extensions_mut().insert(Refused);
     req.into_response(resp)
 }
 
@@ -147,15 +157,14 @@ fn has_nul(bytes: &[u8], content_type: &str) -> bool {
         return true;
     }
     let lower = |w: &[u8], pat: &[u8]| w.iter().zip(pat).all(|(a, b)| a.to_ascii_lowercase() == *b);
-    if content_type.starts_with("application/x-www-form-urlencoded") {
-        return bytes.windows(3).any(|w| w == b"%00");
-    }
     if content_type.starts_with("application/json") || content_type.ends_with("+json") {
         // `\u0000`; an escaped backslash before it (`\\u0000`) is the text "\u0000", which is
         // refused too: nothing legitimate sends it, and telling the cases apart needs a parser.
         return bytes.windows(6).any(|w| lower(w, b"\\u0000"));
     }
-    false
+    // Any other body may be read as a form whatever it claims to be (the pages parse theirs
+    // without asking), so `%00` counts everywhere but in JSON, where it is only text.
+    bytes.windows(3).any(|w| w == b"%00")
 }
 
 /// The middleware: see the module head.
@@ -278,6 +287,7 @@ mod tests {
         assert!(!has_nul(br#"{"name":"100%00"}"#, "application/json"), "%00 is text in JSON");
         assert!(has_nul(b"a,b\0", "text/csv"));
         assert!(!has_nul(b"a,b", "text/csv"));
+        assert!(has_nul(b"username=a%00b", "text/plain"), "a page reads a form whatever its type");
     }
 
     #[test]

@@ -100,12 +100,14 @@ impl Application {
             max_body_bytes: max_body,
             body_read_timeout: Duration::from_secs(settings.http.body_read_timeout_secs),
         });
-        let tracker =
-            ConnectionTracker::new(settings.http.max_connections_per_address, settings.trusted_proxies());
+        let total = connection_cap(settings.http.max_connections);
+        // One address never holds more than a quarter of what the process may hold.
+        let per_address = settings.http.max_connections_per_address.min((total / 4).max(1));
+        let tracker = ConnectionTracker::new(per_address, settings.trusted_proxies());
         // RFC 6797: only an https issuer may pin browsers to https (a loopback http default
         // must not).
         let hsts = url.starts_with("https://");
-        let max_connections = connection_cap(settings.http.max_connections).div_ceil(workers).max(1);
+        let max_connections = total.div_ceil(workers).max(1);
         let server = HttpServer::new(move || {
             let mut headers = DefaultHeaders::new()
                 .add(("x-content-type-options", "nosniff"))

@@ -145,22 +145,25 @@ pub async fn attempt_login(
         core.passwords.verify(hash, copy).await?;
         return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Disabled });
     }
-    let (charge, verdict) =
-        tokio::join!(charge_password(core, &user, now), core.passwords.verify(hash, copy));
+    let charging = charge_password(core, &user, now, LockAudit::Caller);
+    let (charge, verdict) = tokio::join!(charging, core.passwords.verify(hash, copy));
     let (charge, verdict) = (charge?, verdict?);
     // Locked (before this attempt, or by a parallel one): refused whatever the verdict, which
     // is thrown away unread.
-    let Charge::Counted { locked_by_this } = charge else {
+    let Charge::Counted { lock } = charge else {
         return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Locked });
     };
     match verdict {
         Verification::Invalid => {
+            if let Some(lock) = lock {
+                audit_lockout(core, &user, &lock).await;
+            }
             let why = if had_hash { Refusal::WrongPassword } else { Refusal::NoPassword };
             Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why })
         }
         Verification::Valid { needs_rehash } => {
-            let id = user.id.clone();
-            core.db.run(move |c| users::refund_failed_login(c, &id, locked_by_this)).await?;
+            let (id, until) = (user.id.clone(), lock.map(|l| l.until));
+            core.db.run(move |c| users::refund_failed_login(c, &id, until)).await?;
             if needs_rehash {
                 upgrade_hash(core, &user, password).await?;
             }
@@ -172,21 +175,40 @@ pub async fn attempt_login(
 /// What charging one attempt did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Charge {
-    /// Counted; `locked_by_this` when this very charge reached the threshold and set the lock.
-    Counted { locked_by_this: bool },
+    /// Counted; `lock` when this very charge reached the threshold and set the lock.
+    Counted { lock: Option<Lock> },
     /// The account is locked: nothing was counted, and the attempt must not be judged.
     Locked,
 }
 
+/// A lock a charge set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Lock {
+    pub until: chrono::DateTime<chrono::Utc>,
+    pub failures: i32,
+    pub seconds: u64,
+}
+
+/// Who writes the `login.lockout` event of a lock a charge sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LockAudit {
+    /// The charge, in its transaction (the attempt is a failure whatever comes next).
+    Charge,
+    /// The caller, once the verdict shows the attempt was wrong (a right password takes its
+    /// charge and its lock back, and must leave no lockout in the trail).
+    Caller,
+}
+
 /// Charges one attempt against `user` as a failure — a password or a second-factor code,
-/// before it is checked — and locks the account at the threshold, with a `login.lockout`
-/// audit event in the same transaction. The transaction's UPDATE holds the account's row, so
-/// of parallel attempts only `threshold` get counted before the lock; a right answer then
-/// takes the charge back (`users::refund_failed_login`) or clears it (`users::admit_charged`).
+/// before it is checked — and locks the account at the threshold. The transaction's UPDATE
+/// holds the account's row, so of parallel attempts only `threshold` get counted before the
+/// lock; a right answer then takes the charge back (`users::refund_failed_login`) or clears it
+/// (`users::admit_charged`).
 pub(super) async fn charge_password(
     core: &Core,
     user: &User,
     now: chrono::DateTime<chrono::Utc>,
+    lock_audit: LockAudit,
 ) -> Result<Charge, DbError> {
     let (id, name) = (user.id.clone(), user.username.clone());
     let (settings, audit) = (core.settings.login.clone(), core.audit.clone());
@@ -198,22 +220,34 @@ pub(super) async fn charge_password(
                 };
                 let Some(d) = super::lockout::lock_for(u32::try_from(failures).unwrap_or(0), &settings)
                 else {
-                    return Ok(Charge::Counted { locked_by_this: false });
+                    return Ok(Charge::Counted { lock: None });
                 };
-                let until = now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1));
+                // Whole microseconds, as both databases keep it, so a refund can find it again.
+                let until = crate::clock::truncate_micros(
+                    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1)),
+                );
                 users::set_locked_until(c, &id, Some(until))?;
-                let event = crate::domain::AuditEvent::new(
-                    format!("user:{name}"),
-                    "login.lockout",
-                    crate::domain::Outcome::Denied,
-                )
-                .target(format!("user:{id}"))
-                .details(serde_json::json!({ "failures": failures, "seconds": d.as_secs() }));
-                audit.append_with(c, vec![event])?;
-                Ok(Charge::Counted { locked_by_this: true })
+                let lock = Lock { until, failures, seconds: d.as_secs() };
+                if lock_audit == LockAudit::Charge {
+                    audit.append_with(c, vec![lockout_event(&name, &id, &lock)])?;
+                }
+                Ok(Charge::Counted { lock: Some(lock) })
             })
         })
         .await
+}
+
+fn lockout_event(name: &Username, id: &crate::domain::UserId, lock: &Lock) -> crate::domain::AuditEvent {
+    crate::domain::AuditEvent::new(format!("user:{name}"), "login.lockout", crate::domain::Outcome::Denied)
+        .target(format!("user:{id}"))
+        .details(serde_json::json!({ "failures": lock.failures, "seconds": lock.seconds }))
+}
+
+/// Records a lock that a wrong password set (logged, never shown, if it cannot be written).
+async fn audit_lockout(core: &Core, user: &User, lock: &Lock) {
+    if let Err(e) = core.audit.append(lockout_event(&user.username, &user.id, lock)).await {
+        tracing::error!(error = ?e, "could not audit a lockout");
+    }
 }
 
 /// [`charge_password`] for the steps that only need to know whether to go on: `false` when
@@ -223,7 +257,7 @@ pub(super) async fn charge_attempt(
     user: &User,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<bool, DbError> {
-    Ok(matches!(charge_password(core, user, now).await?, Charge::Counted { .. }))
+    Ok(matches!(charge_password(core, user, now, LockAudit::Charge).await?, Charge::Counted { .. }))
 }
 
 /// Whether `password` is the account's current one (the "not the current password" rule).

@@ -357,7 +357,9 @@ async fn code(
     }
     // One address (a carrier NAT may be many people) gets a bounded number an hour, and
     // whoever is refused is told so — a refused request is never answered "sent".
-    if let Err(resp) = super::within_limit(&state, &req, Limit::ResetRequest).await {
+    // A typed code is a guess like a password: the same per-address budget (each account's
+    // own tries are counted below).
+    if let Err(resp) = super::within_limit(&state, &req, Limit::PasswordAttempt).await {
         return resp;
     }
     let wrong =

@@ -242,7 +242,7 @@ fn unseal(state: &AppState, value: &str, now_us: i64) -> Option<BrowserSession> 
     if value.len() > SEALED_BUDGET {
         return None;
     }
-    let compressed = state.core.keys.secrets.open(value, SEALED_AAD).ok()?;
+    let compressed = state.core.keys.sessions.open(value, SEALED_AAD).ok()?;
     let mut json = Vec::new();
     flate2::read::DeflateDecoder::new(&compressed[..])
         .take(SEALED_MAX_INFLATED)
@@ -260,7 +260,7 @@ fn seal(state: &AppState, session: &BrowserSession, now_us: i64, ttl_us: i64) ->
     let json = serde_json::to_vec(&sealed).ok()?;
     let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
     z.write_all(&json).ok()?;
-    let value = state.core.keys.secrets.seal(&z.finish().ok()?, SEALED_AAD);
+    let value = state.core.keys.sessions.seal(&z.finish().ok()?, SEALED_AAD);
     (value.len() <= SEALED_BUDGET).then_some(value)
 }
 

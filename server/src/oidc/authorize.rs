@@ -438,15 +438,19 @@ async fn authorize(req: &HttpRequest, params: &[u8], state: &AppState, issuer: &
         Ok(f) => f,
         Err(_) => return pages::error_page(req, actix_web::http::StatusCode::BAD_REQUEST, BAD_LINK),
     };
-    // An address that keeps naming clients that do not exist is refused for a while.
+    // An address that keeps naming clients that do not exist is refused for a while — but
+    // never for a client this instance knows, whatever else comes from that address.
     let ip = crate::http::client_ip::of_request(req);
-    if let Some(refused) = state.limits.refusing(Limit::UnknownLookup, ip) {
+    if let Some(id) = form.get("client_id")
+        && !state.clients.cached_known(&ClientId::from_string(id.to_owned()))
+        && let Some(refused) = state.limits.refusing(Limit::UnknownLookup, ip, None)
+    {
         return pages::too_many(refused);
     }
     let found = match form.get("client_id") {
         Some(id) => match state.clients.get(&ClientId::from_string(id.to_owned())).await {
             Ok(None) => {
-                state.limits.charge_failure(Limit::UnknownLookup, ip).await;
+                state.limits.charge_failure(Limit::UnknownLookup, ip, None).await;
                 None
             }
             Ok(c) => c,

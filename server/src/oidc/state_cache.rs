@@ -67,6 +67,12 @@ impl ClientCache {
                 <= FRESH_FOR.as_millis() as u64
     }
 
+    /// Whether `id` is a client this instance knows from a fresh cache: no I/O. A rate limit on
+    /// lookups of unknown clients lets these through unchecked.
+    pub fn cached_known(&self, id: &ClientId) -> bool {
+        self.fresh() && self.maps.lock().unwrap_or_else(|p| p.into_inner()).known.contains_key(id)
+    }
+
     /// The client with its secret digest, from the cache or the database.
     pub async fn get(&self, id: &ClientId) -> Result<Option<Entry>, DbError> {
         let fresh = self.fresh();

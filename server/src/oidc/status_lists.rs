@@ -480,9 +480,11 @@ async fn serve(
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish()
     };
-    // An address that keeps asking for clients that do not exist is refused for a while.
+    // An address that keeps asking for clients that do not exist is refused for a while (not
+    // for the lists of clients this instance knows).
     let ip = crate::http::client_ip::of_request(&req);
-    if let Some(refused) = state.limits.refusing(Limit::UnknownLookup, ip) {
+    let known = state.clients.cached_known(&ClientId::from_string(client_id.clone()));
+    if !known && let Some(refused) = state.limits.refusing(Limit::UnknownLookup, ip, None) {
         return HttpResponse::TooManyRequests()
             .insert_header((header::RETRY_AFTER, refused.retry_after_secs().to_string()))
             .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -495,7 +497,7 @@ async fn serve(
     match state.clients.get(&ClientId::from_string(client_id.clone())).await {
         Ok(Some(_)) => {}
         Ok(None) => {
-            state.limits.charge_failure(Limit::UnknownLookup, ip).await;
+            state.limits.charge_failure(Limit::UnknownLookup, ip, None).await;
             return not_found();
         }
         Err(e) => return unavailable(&e),

@@ -116,13 +116,13 @@ impl SessionStore for MemoryStore {
 
     async fn usage(&self) -> Result<Option<super::Usage>, StoreError> {
         let mut inner = self.lock();
-        // Expired entries do not count against the limit (a write would sweep them).
-        let now = Instant::now();
-        inner.sweep_if_due(now);
-        let used = inner.entries.values().filter(|e| e.is_live(now)).count();
+        // Expired entries do not count against the limit (a write would sweep them); the
+        // sweep runs at most once a second, so a probe never scans the map each time.
+        inner.sweep_if_due(Instant::now());
         Ok(Some(super::Usage {
-            used: u64::try_from(used).unwrap_or(u64::MAX),
+            used: u64::try_from(inner.entries.len()).unwrap_or(u64::MAX),
             limit: u64::try_from(inner.max_entries).unwrap_or(u64::MAX),
+            per_instance: true,
         }))
     }
 }

@@ -124,6 +124,10 @@ pub fn gcra(tat: Option<i64>, now: i64, interval: i64, burst: i64) -> Result<i64
 pub struct Usage {
     pub used: u64,
     pub limit: u64,
+    /// The store belongs to this instance alone (memory), so when it is near full this
+    /// instance should take no new visitors; a shared store (Redis) near full is every
+    /// instance's condition, and draining them all would make it worse.
+    pub per_instance: bool,
 }
 
 impl Usage {

@@ -309,14 +309,18 @@ impl SessionStore for RedisStore {
     }
 }
 
-/// `used_memory` against `maxmemory` from `INFO memory`; `None` without a `maxmemory` (Redis
-/// then grows until the machine runs out, which the operator must watch instead).
+/// `used_memory` against `maxmemory` from `INFO memory`, when running out means refused
+/// writes: `None` without a `maxmemory` (Redis then grows until the machine runs out, which
+/// the operator must watch instead) or under an eviction policy (a full Redis evicts, and sits
+/// at its limit in normal operation).
 fn parse_memory_info(info: &str) -> Option<super::Usage> {
-    let field = |name: &str| {
-        info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<u64>().ok())
-    };
+    let text = |name: &str| info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(str::trim));
+    let field = |name: &str| text(name)?.parse::<u64>().ok();
+    if text("maxmemory_policy").is_some_and(|p| p != "noeviction") {
+        return None;
+    }
     let limit = field("maxmemory").filter(|&m| m > 0)?;
-    Some(super::Usage { used: field("used_memory")?, limit })
+    Some(super::Usage { used: field("used_memory")?, limit, per_instance: false })
 }
 
 /// Milliseconds for `PX`: the trait contract makes zero one millisecond, and Redis rejects 0.
@@ -349,13 +353,16 @@ mod tests {
 
     #[test]
     fn memory_usage_counts_only_under_a_maxmemory() {
-        let info = "# Memory\r\nused_memory:950\r\nused_memory_human:950B\r\nmaxmemory:1000\r\n";
+        let info = "# Memory\r\nused_memory:950\r\nused_memory_human:950B\r\nmaxmemory:1000\r\n\
+                    maxmemory_policy:noeviction\r\n";
         let u = parse_memory_info(info).unwrap();
-        assert_eq!((u.used, u.limit), (950, 1000));
+        assert_eq!((u.used, u.limit, u.per_instance), (950, 1000, false));
         assert!(u.near_full());
-        assert!(!super::super::Usage { used: 899, limit: 1000 }.near_full());
+        assert!(!super::super::Usage { used: 899, limit: 1000, per_instance: false }.near_full());
         assert_eq!(parse_memory_info("used_memory:950\r\nmaxmemory:0\r\n"), None);
         assert_eq!(parse_memory_info("used_memory_peak:1\r\nmaxmemory_policy:noeviction\r\n"), None);
+        let evicting = "used_memory:999\r\nmaxmemory:1000\r\nmaxmemory_policy:allkeys-lru\r\n";
+        assert_eq!(parse_memory_info(evicting), None, "an evicting Redis is full by design");
     }
 
     #[tokio::test]

@@ -312,21 +312,24 @@ pub fn claim_login(conn: &mut AnyConnection, id: &UserId, now: DateTime<Utc>) ->
 }
 
 /// Takes back one charged failure of a password that proved right (it never counted), and
-/// the lock that charge set, if it set one. Never goes below zero. A lock set by another
-/// (parallel, wrong) attempt stays: `clear_lock` is only true when this charge set it.
-pub fn refund_failed_login(conn: &mut AnyConnection, id: &UserId, clear_lock: bool) -> Result<(), DbError> {
-    let target = users::table.find(id.as_str()).filter(users::failed_logins.gt(0));
-    if clear_lock {
-        diesel::update(target)
-            .set((
-                users::failed_logins.eq(users::failed_logins - 1),
-                users::locked_until.eq(None::<chrono::NaiveDateTime>),
-            ))
+/// the lock that charge set (`lock_set`, the exact instant it stored), if it set one. Never goes
+/// below zero. A lock set or moved by another (parallel, wrong) attempt stays.
+pub fn refund_failed_login(
+    conn: &mut AnyConnection,
+    id: &UserId,
+    lock_set: Option<DateTime<Utc>>,
+) -> Result<(), DbError> {
+    crate::store::write_transaction(conn, |conn| {
+        diesel::update(users::table.find(id.as_str()).filter(users::failed_logins.gt(0)))
+            .set(users::failed_logins.eq(users::failed_logins - 1))
             .execute(conn)?;
-    } else {
-        diesel::update(target).set(users::failed_logins.eq(users::failed_logins - 1)).execute(conn)?;
-    }
-    Ok(())
+        if let Some(until) = lock_set {
+            diesel::update(users::table.find(id.as_str()).filter(users::locked_until.eq(to_db_time(until))))
+                .set(users::locked_until.eq(None::<chrono::NaiveDateTime>))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
 }
 
 /// Admits a login whose last step was charged as a failure before it was checked (a

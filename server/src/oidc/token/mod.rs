@@ -158,27 +158,41 @@ pub async fn authenticated_form(
         }
         Ok(Err(_)) => return Err(OAuthError::invalid_request("The request body could not be read.")),
     };
-    // An address past its failed-authentication limit is refused before any check: a guesser
-    // must not learn from a right secret sent among the wrong ones.
+    let form = form_body(req, &body)?;
+    let presented = client_auth::presented(authorization(req), &form)?;
+    // An address past its limit of failed authentications of this client is refused before
+    // any check: a guesser must not learn from a right secret sent among the wrong ones.
     let ip = crate::http::client_ip::of_request(req);
-    if let Some(refused) = state.limits.refusing(Limit::ClientAuthFailure, ip) {
+    let named = presented.client_id();
+    if let Some(refused) = state.limits.refusing(Limit::ClientAuthFailure, ip, Some(named)) {
         return Err(OAuthError::too_many(refused));
     }
-    let form = form_body(req, &body)?;
-    let authenticated = match client_auth::presented(authorization(req), &form) {
-        Ok(presented) => authenticate(state, issuer, &presented).await,
-        Err(e) => Err(e),
-    };
-    let client = match authenticated {
+    let client = match authenticate(state, issuer, &presented).await {
         Ok(c) => c,
         Err(e) if e.error == OAuthErrorCode::InvalidClient => {
-            state.limits.charge_failure(Limit::ClientAuthFailure, ip).await;
+            charge_failed_authentication(state, ip, &presented).await;
             return Err(e);
         }
         Err(e) => return Err(e),
     };
     tracing::Span::current().record("client_id", client.id.as_str());
     Ok((form, client))
+}
+
+/// Counts a failed client authentication against its address: a wrong secret or assertion
+/// of a client that holds one against that client (its secret lives on a server, so refusing
+/// it at an address never shuts out field staff there), a client that does not exist as an
+/// unknown lookup. A public client presenting no credential has nothing to guess.
+async fn charge_failed_authentication(state: &AppState, ip: Option<std::net::IpAddr>, presented: &Presented) {
+    let id = client_auth::lookup_id(presented);
+    match state.clients.get(&id).await {
+        Ok(None) => state.limits.charge_failure(Limit::UnknownLookup, ip, None).await,
+        Ok(Some(e)) if e.0.registration.token_endpoint_auth_method != crate::domain::AuthMethod::None => {
+            state.limits.charge_failure(Limit::ClientAuthFailure, ip, Some(id.as_str())).await;
+        }
+        Ok(Some(_)) => {}
+        Err(e) => tracing::warn!(error = ?e, "could not count a failed client authentication"),
+    }
 }
 
 fn too_large() -> OAuthError {
