@@ -4,8 +4,8 @@
 
 use chrono::Utc;
 use pramaan_server::clock::FixedClock;
-use pramaan_server::domain::{OrgPath, OrgUnitId, User};
-use pramaan_server::store::org_units;
+use pramaan_server::domain::{AuditRecord, OrgPath, OrgUnitId, User, UserStatus};
+use pramaan_server::store::{audit_events, org_units, users};
 use serde_json::Value;
 
 use crate::TestApp;
@@ -221,4 +221,26 @@ pub async fn api_csv(app: &TestApp, path: &str, token: &str, csv: &str) -> ApiAn
         challenge,
         body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
     }
+}
+
+/// The audit events of `action`, oldest first.
+pub async fn audit(app: &TestApp, action: &str) -> Vec<AuditRecord> {
+    let filter = audit_events::AuditFilter { action: Some(action.to_owned()), ..Default::default() };
+    app.core.db.run(move |c| audit_events::page(c, &filter, 1000)).await.unwrap()
+}
+
+/// The account's status as stored now.
+pub async fn status_of(app: &TestApp, user: &User) -> UserStatus {
+    let id = user.id.clone();
+    app.core.db.run(move |c| users::find(c, &id)).await.unwrap().unwrap().status
+}
+
+/// An audit event's details as JSON.
+pub fn details(r: &AuditRecord) -> Value {
+    serde_json::from_str(&r.details).unwrap()
+}
+
+/// Whether an admin API answer is RFC 9457 problem+json whose `status` matches the response.
+pub fn is_problem(a: &ApiAnswer) -> bool {
+    a.content_type == "application/problem+json" && a.body["status"].as_u64() == Some(u64::from(a.status))
 }

@@ -8,30 +8,12 @@ use pramaan_integration_tests::browser::post_form;
 use pramaan_integration_tests::two_factor::fixed_clock;
 use pramaan_integration_tests::{TestApp, spawn_app_at};
 use pramaan_server::clock::FixedClock;
-use pramaan_server::domain::{AuditRecord, User, UserStatus};
-use pramaan_server::store::{audit_events, campaigns, roles, users};
+use pramaan_server::domain::{User, UserStatus};
+use pramaan_server::store::{campaigns, roles, users};
 use serde_json::{Value, json};
 
 const BLR: &str = "in/ka/blr";
 const MYS: &str = "in/ka/mys";
-
-async fn audit(app: &TestApp, action: &str) -> Vec<AuditRecord> {
-    let filter = audit_events::AuditFilter { action: Some(action.to_owned()), ..Default::default() };
-    app.core.db.run(move |c| audit_events::page(c, &filter, 1000)).await.unwrap()
-}
-
-async fn status_of(app: &TestApp, user: &User) -> UserStatus {
-    let id = user.id.clone();
-    app.core.db.run(move |c| users::find(c, &id)).await.unwrap().unwrap().status
-}
-
-fn details(r: &AuditRecord) -> Value {
-    serde_json::from_str(&r.details).unwrap()
-}
-
-fn is_problem(a: &ApiAnswer) -> bool {
-    a.content_type == "application/problem+json" && a.body["status"].as_u64() == Some(u64::from(a.status))
-}
 
 struct World {
     app: TestApp,

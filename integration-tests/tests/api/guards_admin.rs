@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::TimeDelta;
 use pramaan_integration_tests::admin::{
-    ApiAnswer, admin_login, api, console_client, first_admin_login, staff_in,
+    admin_login, api, audit, console_client, details, first_admin_login, is_problem, staff_in, status_of,
 };
 use pramaan_integration_tests::browser::{
     Browser, PASSWORD, REDIRECT, Registered, authorize_url, code_for, create_user, hidden, location, pkce,
@@ -15,29 +15,11 @@ use pramaan_integration_tests::browser::{
 };
 use pramaan_integration_tests::two_factor::fixed_clock;
 use pramaan_integration_tests::{TestApp, spawn_app, spawn_app_at};
-use pramaan_server::domain::{AuditRecord, User, UserStatus};
-use pramaan_server::store::{audit_events, roles, users};
-use serde_json::{Value, json};
+use pramaan_server::domain::UserStatus;
+use pramaan_server::store::roles;
+use serde_json::json;
 
 const AFTER_LOGOUT: &str = "http://127.0.0.1:9/bye";
-
-async fn audit(app: &TestApp, action: &str) -> Vec<AuditRecord> {
-    let filter = audit_events::AuditFilter { action: Some(action.to_owned()), ..Default::default() };
-    app.core.db.run(move |c| audit_events::page(c, &filter, 1000)).await.unwrap()
-}
-
-async fn status_of(app: &TestApp, user: &User) -> UserStatus {
-    let id = user.id.clone();
-    app.core.db.run(move |c| users::find(c, &id)).await.unwrap().unwrap().status
-}
-
-fn details(r: &AuditRecord) -> Value {
-    serde_json::from_str(&r.details).unwrap()
-}
-
-fn is_problem(a: &ApiAnswer) -> bool {
-    a.content_type == "application/problem+json" && a.body["status"].as_u64() == Some(u64::from(a.status))
-}
 
 #[tokio::test]
 async fn a_state_admin_acts_inside_their_state_and_is_refused_in_another_state() {
