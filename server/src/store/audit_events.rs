@@ -60,11 +60,18 @@ pub fn append(
     mut make: impl FnMut(i64, &str) -> AuditRecord,
 ) -> Result<Vec<AuditRecord>, DbError> {
     serialised_transaction(conn, AUDIT_LOCK_KEY, |c| {
-        let head: Option<(i64, String)> = audit_events::table
-            .select((audit_events::seq, audit_events::digest))
-            .order(audit_events::seq.desc())
-            .first(c)
-            .optional()?;
+        // `max` then the key, not `ORDER BY … LIMIT 1` (see the `store` module).
+        let head_seq: Option<i64> =
+            audit_events::table.select(diesel::dsl::max(audit_events::seq)).get_result(c)?;
+        let head: Option<(i64, String)> = match head_seq {
+            Some(seq) => Some(
+                audit_events::table
+                    .find(seq)
+                    .select((audit_events::seq, audit_events::digest))
+                    .get_result(c)?,
+            ),
+            None => None,
+        };
         let (mut seq, mut prev) = head.unwrap_or((0, GENESIS_DIGEST.to_owned()));
         let mut out = Vec::with_capacity(count);
         for _ in 0..count {

@@ -284,7 +284,7 @@ pub fn launch_batch(
     let last: Option<String> = campaign_members::table
         .filter(campaign_members::campaign_id.eq(id))
         .select(diesel::dsl::max(campaign_members::user_id))
-        .first::<Option<String>>(conn)?;
+        .get_result::<Option<String>>(conn)?;
     let (cond, mut binds) = audience_sql(id, campaign.kind, &campaign.audience);
     let at = to_db_time(now);
     if let AnyConnection::Postgresql(_) = conn {
@@ -345,7 +345,7 @@ pub fn launch_batch(
     let hi: Option<String> = campaign_members::table
         .filter(campaign_members::campaign_id.eq(id))
         .select(diesel::dsl::max(campaign_members::user_id))
-        .first::<Option<String>>(conn)?;
+        .get_result::<Option<String>>(conn)?;
     let hi = hi.unwrap_or_default();
     execute(
         conn,
@@ -400,7 +400,7 @@ pub fn finish_launch(conn: &mut AnyConnection, id: &str, now: DateTime<Utc>) -> 
 }
 
 pub fn find(conn: &mut AnyConnection, id: &str) -> Result<Option<Campaign>, DbError> {
-    let row: Option<Row> = reset_campaigns::table.find(id).first(conn).optional()?;
+    let row: Option<Row> = reset_campaigns::table.find(id).get_result(conn).optional()?;
     row.map(Row::into_campaign).transpose()
 }
 
@@ -436,7 +436,7 @@ pub fn member_completed(conn: &mut AnyConnection, id: &str, user_id: &str) -> Re
     Ok(campaign_members::table
         .find((id, user_id))
         .select(campaign_members::completed_at)
-        .first::<Option<chrono::NaiveDateTime>>(conn)
+        .get_result::<Option<chrono::NaiveDateTime>>(conn)
         .optional()?
         .flatten()
         .is_some())

@@ -150,7 +150,7 @@ pub fn find_with_secret(
     }
     clients::table
         .find(id.as_str())
-        .first::<ClientRow>(conn)
+        .get_result::<ClientRow>(conn)
         .optional()?
         .map(ClientRow::into_domain)
         .transpose()

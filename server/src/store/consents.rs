@@ -13,7 +13,7 @@ pub fn granted(conn: &mut AnyConnection, user: &UserId, client: &ClientId) -> Re
     let scope: Option<String> = consents::table
         .find((user.as_str(), client.as_str()))
         .select(consents::scope)
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     // A stored scope that no longer parses asks again rather than failing the login.
     Ok(scope.and_then(|s| Scope::parse_list(&s).ok()).unwrap_or_default())

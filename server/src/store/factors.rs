@@ -31,7 +31,7 @@ pub fn totp(conn: &mut AnyConnection, user: &UserId) -> Result<Option<TotpFactor
                 totp_factors::enrolled_at,
                 totp_factors::last_used_at,
             ))
-            .first(conn)
+            .get_result(conn)
             .optional()?;
     Ok(row.map(|(sealed_secret, last_step, enrolled_at, last_used_at)| TotpFactor {
         sealed_secret,

@@ -8,7 +8,7 @@ use super::{AnyConnection, DbError};
 
 /// The value stored under `name`, if any.
 pub fn get(conn: &mut AnyConnection, name: &str) -> Result<Option<String>, DbError> {
-    Ok(server_meta::table.find(name).select(server_meta::value).first(conn).optional()?)
+    Ok(server_meta::table.find(name).select(server_meta::value).get_result(conn).optional()?)
 }
 
 /// Stores `value` under `name` unless something is stored there already, and returns what is

@@ -71,7 +71,7 @@ pub fn create(
 pub fn find_by_path(conn: &mut AnyConnection, path: &OrgPath) -> Result<Option<OrgUnit>, DbError> {
     org_units::table
         .filter(org_units::path.eq(path.as_str()))
-        .first::<OrgUnitRow>(conn)
+        .get_result::<OrgUnitRow>(conn)
         .optional()?
         .map(OrgUnitRow::into_domain)
         .transpose()
@@ -84,7 +84,7 @@ pub fn find(conn: &mut AnyConnection, id: &OrgUnitId) -> Result<Option<OrgUnit>,
     }
     org_units::table
         .find(id.as_str())
-        .first::<OrgUnitRow>(conn)
+        .get_result::<OrgUnitRow>(conn)
         .optional()?
         .map(OrgUnitRow::into_domain)
         .transpose()

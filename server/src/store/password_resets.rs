@@ -85,12 +85,12 @@ pub fn create(conn: &mut AnyConnection, new: &NewReset<'_>, now: DateTime<Utc>) 
 /// The reset whose secret has `digest`, used or not.
 pub fn find_by_digest(conn: &mut AnyConnection, digest: &str) -> Result<Option<Reset>, DbError> {
     let row: Option<Row> =
-        password_resets::table.filter(password_resets::digest.eq(digest)).first(conn).optional()?;
+        password_resets::table.filter(password_resets::digest.eq(digest)).get_result(conn).optional()?;
     Ok(row.map(Reset::from))
 }
 
 pub fn find(conn: &mut AnyConnection, id: &str) -> Result<Option<Reset>, DbError> {
-    let row: Option<Row> = password_resets::table.find(id).first(conn).optional()?;
+    let row: Option<Row> = password_resets::table.find(id).get_result(conn).optional()?;
     Ok(row.map(Reset::from))
 }
 
@@ -105,7 +105,8 @@ pub fn count_failure(
     diesel::update(password_resets::table.find(id))
         .set(password_resets::failed_tries.eq(password_resets::failed_tries + 1))
         .execute(conn)?;
-    let tries: i32 = password_resets::table.find(id).select(password_resets::failed_tries).first(conn)?;
+    let tries: i32 =
+        password_resets::table.find(id).select(password_resets::failed_tries).get_result(conn)?;
     if tries >= max {
         diesel::update(password_resets::table.find(id).filter(password_resets::used_at.is_null()))
             .set(password_resets::used_at.eq(to_db_time(now)))

@@ -45,17 +45,13 @@ impl Row {
 
 /// The newest set, if any was ever loaded.
 pub fn latest(conn: &mut AnyConnection) -> Result<Option<StoredSet>, DbError> {
-    policy_sets::table
-        .order(policy_sets::seq.desc())
-        .first::<Row>(conn)
-        .optional()?
-        .map(Row::into_stored)
-        .transpose()
+    let Some(seq) = latest_seq(conn)? else { return Ok(None) };
+    policy_sets::table.find(seq).get_result::<Row>(conn).optional()?.map(Row::into_stored).transpose()
 }
 
 /// The newest set's number (cheap: what every instance polls).
 pub fn latest_seq(conn: &mut AnyConnection) -> Result<Option<i64>, DbError> {
-    Ok(policy_sets::table.select(diesel::dsl::max(policy_sets::seq)).first::<Option<i64>>(conn)?)
+    Ok(policy_sets::table.select(diesel::dsl::max(policy_sets::seq)).get_result::<Option<i64>>(conn)?)
 }
 
 /// Stores a set as the newest and returns its number. Call inside a write transaction; of two

@@ -99,7 +99,7 @@ pub fn insert(conn: &mut AnyConnection, digest: &str, r: &RefreshRecord) -> Resu
 
 /// The token stored under `digest`, used, revoked or expired alike.
 pub fn find(conn: &mut AnyConnection, digest: &str) -> Result<Option<RefreshRecord>, DbError> {
-    let row: Option<Row> = rt::table.find(digest).first(conn).optional()?;
+    let row: Option<Row> = rt::table.find(digest).get_result(conn).optional()?;
     Ok(row.map(Into::into))
 }
 

@@ -204,13 +204,13 @@ pub fn list_state(
     let client: Option<(String, chrono::NaiveDateTime)> = clients::table
         .find(client_id)
         .select((clients::status, clients::tokens_valid_after))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some((status, cut_off)) = client else { return Ok(ListLookup::NoClient) };
     let next_block: i64 = status_list_counters::table
         .find(client_id)
         .select(status_list_counters::next_block)
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .unwrap_or(0);
     let Some(first) = list_no.checked_mul(blocks_per_list).filter(|f| list_no >= 0 && *f < next_block) else {

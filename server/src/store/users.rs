@@ -141,7 +141,7 @@ pub fn find(conn: &mut AnyConnection, id: &UserId) -> Result<Option<User>, DbErr
     if !id.is_storable() {
         return Ok(None);
     }
-    let row = users::table.find(id.as_str()).first::<UserRow>(conn).optional()?;
+    let row = users::table.find(id.as_str()).get_result::<UserRow>(conn).optional()?;
     row.map(|r| r.into_domain().map(|(u, _)| u)).transpose()
 }
 
@@ -155,7 +155,8 @@ pub fn find_with_hash(
     conn: &mut AnyConnection,
     username: &Username,
 ) -> Result<Option<(User, Option<String>)>, DbError> {
-    let row = users::table.filter(users::username.eq(username.as_str())).first::<UserRow>(conn).optional()?;
+    let row =
+        users::table.filter(users::username.eq(username.as_str())).get_result::<UserRow>(conn).optional()?;
     row.map(UserRow::into_domain).transpose()
 }
 
