@@ -66,6 +66,41 @@ async fn audit_log(app: &TestApp) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// A login form opened once, for posting many passwords at it: the form's fields and the
+/// cookie that goes with them.
+struct LoginForm {
+    url: String,
+    cookie: String,
+    csrf: String,
+    request: String,
+}
+
+impl LoginForm {
+    async fn open(app: &TestApp, client_id: &str) -> Self {
+        let (_, challenge) = pkce();
+        let b = Browser::new(app);
+        let page =
+            b.follow(b.get(&authorize_url(app, client_id, REDIRECT, "openid", &challenge, &[])).await).await;
+        let html = page.text().await.unwrap();
+        Self {
+            url: format!("{}/login", app.address),
+            cookie: b.cookie_header(app).expect("the login page set a cookie"),
+            csrf: hidden(&html, "csrf").unwrap(),
+            request: hidden(&html, "request").unwrap(),
+        }
+    }
+
+    /// Posts `username` and `password` with `http` (a task of its own can own the future).
+    fn post(&self, http: &reqwest::Client, username: &str, password: &str) -> reqwest::RequestBuilder {
+        http.post(&self.url).header("cookie", &self.cookie).form(&[
+            ("csrf", self.csrf.as_str()),
+            ("request", &self.request),
+            ("username", username),
+            ("password", password),
+        ])
+    }
+}
+
 #[tokio::test]
 async fn two_hundred_thousand_anonymous_page_views_store_nothing_and_sign_in_still_works() {
     println!("hostile suite on {}", pramaan_integration_tests::backends());
@@ -142,30 +177,11 @@ async fn sixty_guesses_at_once_judge_at_most_the_threshold_and_the_right_passwor
     // A vaccinator: the right password would lead on to a code by SMS.
     let user = staff(&app, "vacc1", &["vaccinator"], Some("+919812345678")).await;
     let client = public_client(&app, &[]).await;
-    let (_, challenge) = pkce();
-    let b = Browser::new(&app);
-    let page =
-        b.follow(b.get(&authorize_url(&app, &client.id, REDIRECT, "openid", &challenge, &[])).await).await;
-    let html = page.text().await.unwrap();
-    let (csrf, request) = (hidden(&html, "csrf").unwrap(), hidden(&html, "request").unwrap());
-    let cookie = b.cookie_header(&app).expect("the login page set a cookie");
+    let form = Arc::new(LoginForm::open(&app, &client.id).await);
     let guess = |password: String| {
-        let (http, cookie, csrf, request) =
-            (app.client.clone(), cookie.clone(), csrf.clone(), request.clone());
-        let url = format!("{}/login", app.address);
+        let (http, form) = (app.client.clone(), form.clone());
         async move {
-            let resp = http
-                .post(url)
-                .header("cookie", cookie)
-                .form(&[
-                    ("csrf", csrf.as_str()),
-                    ("request", &request),
-                    ("username", "vacc1"),
-                    ("password", &password),
-                ])
-                .send()
-                .await
-                .unwrap();
+            let resp = form.post(&http, "vacc1", &password).send().await.unwrap();
             (resp.status().as_u16(), resp.text().await.unwrap())
         }
     };
@@ -193,7 +209,11 @@ async fn sixty_guesses_at_once_judge_at_most_the_threshold_and_the_right_passwor
         log.iter().filter(|(a, o, _)| a == "login.password" && o == "failure").map(|(_, _, d)| d).collect();
     assert_eq!(refusals.len(), 60, "every guess is in the trail");
     let judged = refusals.iter().filter(|d| d.contains("wrong_password")).count();
-    let unjudged = refusals.iter().filter(|d| d.contains("\"locked\"")).count();
+    // Unjudged: locked, or more at once than guesses were left before the lock.
+    let unjudged = refusals
+        .iter()
+        .filter(|d| d.contains("\"reason\":\"locked\"") || d.contains("\"reason\":\"too_many_at_once\""))
+        .count();
     assert!(judged <= threshold, "{judged} passwords were checked; the lock allows {threshold}");
     assert_eq!(judged + unjudged, 60);
     assert!(
@@ -207,6 +227,52 @@ async fn sixty_guesses_at_once_judge_at_most_the_threshold_and_the_right_passwor
     assert!(answers.iter().all(|(s, _)| *s == 200));
     let fresh = pramaan_integration_tests::browser::find_user(&app, user.username.as_str()).await;
     assert!(fresh.locked_until.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_checks_whose_client_hung_up_leave_nothing_behind() {
+    let app = spawn_app().await;
+    let client = public_client(&app, &[]).await;
+    create_user(&app, "asha", PASSWORD, false).await;
+    let form = Arc::new(LoginForm::open(&app, &client.id).await);
+    let before = app.sessions.entry_count().await;
+    // Wrong passwords for a real account (fewer than the threshold) and guesses at a name
+    // nobody has, each abandoned by its client a few milliseconds in, at every stage of its
+    // check.
+    let mut abandoned = JoinSet::new();
+    for i in 0..24u64 {
+        let username = if i % 6 == 0 { "asha" } else { "nobody-by-this-name" };
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_millis(1 + i % 8))
+            .build()
+            .unwrap();
+        let form = form.clone();
+        abandoned.spawn(async move {
+            let _ = form.post(&http, username, &format!("wrong {i}")).send().await;
+        });
+    }
+    abandoned.join_all().await;
+    // The checks go on without their clients, then let go of their count.
+    let mut left = u64::MAX;
+    for _ in 0..3000 {
+        left = app.sessions.entry_count().await;
+        if left == before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(left, before, "no check in progress is left counted");
+    for name in ["asha", "nobody-by-this-name"] {
+        let held = app.sessions.store.get(&format!("password-checks:{name}")).await.unwrap();
+        assert_eq!(held, None, "{name}");
+    }
+    // And the owner signs in: nothing abandoned counts against her.
+    let (_, challenge) = pkce();
+    let url = authorize_url(&app, &client.id, REDIRECT, "openid", &challenge, &[]);
+    let back = Browser::new(&app).sign_in(&url, "asha", PASSWORD).await;
+    let to = pramaan_integration_tests::browser::location(&back);
+    assert!(to.starts_with(REDIRECT) && to.contains("code="), "{to}");
 }
 
 #[tokio::test]

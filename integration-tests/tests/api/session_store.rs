@@ -346,3 +346,50 @@ async fn of_a_hundred_parallel_requests_against_a_limit_of_ten_exactly_ten_pass(
     let other = test.store.throttle(&key("gcra"), now, interval, burst).await.unwrap();
     assert_eq!(other, Throttle::Passed { ahead: Duration::from_secs(6) });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holders_are_counted_one_by_one_and_the_key_goes_with_the_last() {
+    let test = session_store_under_test().await;
+    let k = key("holders");
+    test.store.release(&k).await.unwrap();
+    assert_eq!(test.store.get(&k).await.unwrap(), None, "letting go of nothing creates nothing");
+    let counts = concurrently(&test.store, 200, |store, _| {
+        let k = k.clone();
+        async move { store.hold(&k, LONG).await.unwrap() }
+    })
+    .await;
+    assert_eq!(
+        counts.into_iter().collect::<BTreeSet<_>>(),
+        (1..=200).collect::<BTreeSet<_>>(),
+        "every holder saw its own count: none lost, none repeated"
+    );
+    concurrently(&test.store, 199, |store, _| {
+        let k = k.clone();
+        async move { store.release(&k).await.unwrap() }
+    })
+    .await;
+    assert_eq!(test.store.hold(&k, LONG).await.unwrap(), 2, "one holder left, and this one");
+    test.store.release(&k).await.unwrap();
+    test.store.release(&k).await.unwrap();
+    assert_eq!(test.store.get(&k).await.unwrap(), None, "the last holder took the key with it");
+    test.store.release(&k).await.unwrap();
+    assert_eq!(test.store.hold(&k, LONG).await.unwrap(), 1, "never below zero");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_hold_renews_the_expiry_and_a_forgotten_holder_is_dropped_after_it() {
+    let test = session_store_under_test().await;
+    let store = &test.store;
+    let k = key("renewed");
+    let ttl = Duration::from_millis(800);
+    assert_eq!(store.hold(&k, ttl).await.unwrap(), 1);
+    // Holders keep coming for twice the TTL: each renews it, so the first one's count stays.
+    for n in 2..=6 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(store.hold(&k, ttl).await.unwrap(), n, "the count outlives the first holder's TTL");
+    }
+    // None of them let go (their instance died): forgotten one TTL after the last.
+    tokio::time::sleep(ttl + PAST_SHORT).await;
+    assert_eq!(store.get(&k).await.unwrap(), None);
+    assert_eq!(store.hold(&k, ttl).await.unwrap(), 1);
+}

@@ -2,10 +2,13 @@
 //! in the same time, whether the username exists or not, and upgrades the stored hash when the
 //! argon2 parameters have changed since it was made.
 
-use secrecy::SecretString;
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::Verification;
 use crate::domain::{User, UserStatus, Username};
+use crate::sessions::SessionStore;
 use crate::state::Core;
 use crate::store::{DbError, users};
 
@@ -16,6 +19,11 @@ pub enum LoginError {
     Store(#[from] DbError),
     #[error(transparent)]
     Hashing(#[from] crate::crypto::PasswordError),
+    #[error(transparent)]
+    Sessions(#[from] crate::sessions::StoreError),
+    /// The check's task ended before it answered (the server is shutting down).
+    #[error("the password check stopped before it answered")]
+    Interrupted,
 }
 
 /// The outcome of the password step. `Invalid` covers unknown users, wrong passwords, accounts
@@ -90,6 +98,9 @@ pub enum Refusal {
     Disabled,
     /// Locked after repeated failures; the password was not even considered.
     Locked,
+    /// Not locked, but more passwords were being checked at once than guesses are left
+    /// before the lock; this one was not considered.
+    TooManyAtOnce,
 }
 
 impl Refusal {
@@ -100,6 +111,7 @@ impl Refusal {
             Self::NoPassword => "no_password",
             Self::Disabled => "disabled",
             Self::Locked => "locked",
+            Self::TooManyAtOnce => "too_many_at_once",
         }
     }
 }
@@ -115,55 +127,88 @@ pub enum LoginAttempt {
     },
 }
 
-/// The password step of the login page, with lockout. Each attempt on an active account is
-/// charged as a failure *before* its verdict may count (one atomic statement per charge), so
-/// however many guesses arrive at once, at most `lockout_threshold` of them are judged per
-/// lock window; the rest are refused as locked. The charge runs beside the argon2
-/// verification, so an existing account answers no slower than an unknown one, and every
-/// answer costs one verification. A right password takes its own charge back (and a lock
-/// that charge set), so typing it never locks its owner; wrong ones stay counted until a
-/// login completes. A right password is then admitted only when the login completes
-/// (`complete_login`: one atomic statement that sees a lock set meanwhile by parallel
-/// guesses), so while a second factor is still to come, wrong codes keep adding up.
+/// How long the count of password checks in progress for one username outlives its last
+/// check when an instance never says a check ended (it crashed mid-check). Far longer than a
+/// check takes, even queued behind every other argon2 verification.
+const CHECKS_HELD_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The password step of the login page, with lockout. However many guesses arrive at once,
+/// at most `lockout_threshold` of them are judged per lock window; the rest are refused
+/// unjudged. The rule: the checks in progress for a username are counted in the session store
+/// (shared by every instance) *before* the account's failures are read, a check is judged
+/// only when the failures so far plus the checks in progress, itself included, stay within
+/// the threshold, and a wrong password is counted in the database before its check stops
+/// counting as in progress. So every judged guess is seen by every later one, as a failure or
+/// as a check in progress. A right password writes nothing (the database is written only for
+/// wrong ones, as before there was a race to close); it is admitted only when the login
+/// completes (`complete_login`: one atomic statement that sees a lock set meanwhile by
+/// parallel guesses), so while a second factor is still to come, wrong codes keep adding up.
+/// Every answer costs one argon2 verification, so a locked or unknown account answers no
+/// faster than an existing one. The check runs in its own task: a client that hangs up cannot
+/// stop it between judging a wrong password and counting it.
 pub async fn attempt_login(
     core: &Core,
+    sessions: &Arc<dyn SessionStore>,
     username: &str,
     password: SecretString,
 ) -> Result<LoginAttempt, LoginError> {
-    let found = match Username::parse(username) {
-        Ok(name) => core.db.run(move |c| users::find_with_hash(c, &name)).await?,
-        Err(_) => None,
-    };
-    let now = core.clock.now();
-    let copy = SecretString::from(secrecy::ExposeSecret::expose_secret(&password).to_owned());
-    let Some((user, hash)) = found else {
-        core.passwords.verify(None, copy).await?;
+    let Ok(name) = Username::parse(username) else {
+        core.passwords.verify(None, password).await?;
         return Ok(LoginAttempt::Refused { user: None, why: Refusal::UnknownUser });
     };
-    let had_hash = hash.is_some();
+    let (core, sessions) = (core.clone(), sessions.clone());
+    tokio::spawn(async move {
+        let key = format!("password-checks:{name}");
+        let in_progress = sessions.hold(&key, CHECKS_HELD_FOR).await?;
+        let judged = judge(&core, &name, password, in_progress).await;
+        if let Err(e) = sessions.release(&key).await {
+            // Forgotten `CHECKS_HELD_FOR` after the last check; until then it counts as one.
+            tracing::warn!(error = %e, "a finished password check could not be let go");
+        }
+        judged
+    })
+    .await
+    .map_err(|_| LoginError::Interrupted)?
+}
+
+/// [`attempt_login`] once this check is counted among the `in_progress` ones.
+async fn judge(
+    core: &Core,
+    name: &Username,
+    password: SecretString,
+    in_progress: u64,
+) -> Result<LoginAttempt, LoginError> {
+    let lookup = name.clone();
+    let found = core.db.run(move |c| users::find_with_hash(c, &lookup)).await?;
+    let now = core.clock.now();
+    let Some((user, hash)) = found else {
+        core.passwords.verify(None, password).await?;
+        return Ok(LoginAttempt::Refused { user: None, why: Refusal::UnknownUser });
+    };
     if user.status != UserStatus::Active {
-        core.passwords.verify(hash, copy).await?;
+        core.passwords.verify(hash, password).await?;
         return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Disabled });
     }
-    let charging = charge_password(core, &user, now, LockAudit::Caller);
-    let (charge, verdict) = tokio::join!(charging, core.passwords.verify(hash, copy));
-    let (charge, verdict) = (charge?, verdict?);
-    // Locked (before this attempt, or by a parallel one): refused whatever the verdict, which
-    // is thrown away unread.
-    let Charge::Counted { lock } = charge else {
-        return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why: Refusal::Locked });
+    let refused_unjudged = if user.locked_until.is_some_and(|until| until > now) {
+        Some(Refusal::Locked)
+    } else if in_progress > guesses_left(user.failed_logins, &core.settings.login) {
+        Some(Refusal::TooManyAtOnce)
+    } else {
+        None
     };
-    match verdict {
+    if let Some(why) = refused_unjudged {
+        // The verdict is never computed; the time it takes is still spent.
+        core.passwords.verify(None, password).await?;
+        return Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why });
+    }
+    let had_hash = hash.is_some();
+    match core.passwords.verify(hash, SecretString::from(password.expose_secret().to_owned())).await? {
         Verification::Invalid => {
-            if let Some(lock) = lock {
-                audit_lockout(core, &user, &lock).await;
-            }
+            charge_password(core, &user, now).await?;
             let why = if had_hash { Refusal::WrongPassword } else { Refusal::NoPassword };
             Ok(LoginAttempt::Refused { user: Some(Box::new(user)), why })
         }
         Verification::Valid { needs_rehash } => {
-            let (id, until) = (user.id.clone(), lock.map(|l| l.until));
-            core.db.run(move |c| users::refund_failed_login(c, &id, until)).await?;
             if needs_rehash {
                 upgrade_hash(core, &user, password).await?;
             }
@@ -172,43 +217,35 @@ pub async fn attempt_login(
     }
 }
 
+/// How many guesses an unlocked account with `failures` in a row may have judged at once: up
+/// to the threshold, then one at a time (each further failure locks it again, for longer).
+fn guesses_left(failures: i32, s: &crate::config::LoginSettings) -> u64 {
+    let failures = u64::try_from(failures).unwrap_or(0);
+    u64::from(s.lockout_threshold).saturating_sub(failures).max(1)
+}
+
 /// What charging one attempt did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Charge {
-    /// Counted; `lock` when this very charge reached the threshold and set the lock.
-    Counted { lock: Option<Lock> },
+enum Charge {
+    Counted,
     /// The account is locked: nothing was counted, and the attempt must not be judged.
     Locked,
 }
 
-/// A lock a charge set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Lock {
-    pub until: chrono::DateTime<chrono::Utc>,
-    pub failures: i32,
-    pub seconds: u64,
+/// A lock a charge set, for the audit trail.
+struct Lock {
+    failures: i32,
+    seconds: u64,
 }
 
-/// Who writes the `login.lockout` event of a lock a charge sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum LockAudit {
-    /// The charge, in its transaction (the attempt is a failure whatever comes next).
-    Charge,
-    /// The caller, once the verdict shows the attempt was wrong (a right password takes its
-    /// charge and its lock back, and must leave no lockout in the trail).
-    Caller,
-}
-
-/// Charges one attempt against `user` as a failure — a password or a second-factor code,
-/// before it is checked — and locks the account at the threshold. The transaction's UPDATE
-/// holds the account's row, so of parallel attempts only `threshold` get counted before the
-/// lock; a right answer then takes the charge back (`users::refund_failed_login`) or clears it
-/// (`users::admit_charged`).
-pub(super) async fn charge_password(
+/// Charges one failure against `user` — a wrong password once judged, or a second-factor,
+/// reset or account-page code before it is checked — and locks the account at the
+/// threshold, recording the lock in the same transaction. The UPDATE holds the account's
+/// row, so of parallel charges only `threshold` are counted before the lock.
+async fn charge_password(
     core: &Core,
     user: &User,
     now: chrono::DateTime<chrono::Utc>,
-    lock_audit: LockAudit,
 ) -> Result<Charge, DbError> {
     let (id, name) = (user.id.clone(), user.username.clone());
     let (settings, audit) = (core.settings.login.clone(), core.audit.clone());
@@ -220,18 +257,13 @@ pub(super) async fn charge_password(
                 };
                 let Some(d) = super::lockout::lock_for(u32::try_from(failures).unwrap_or(0), &settings)
                 else {
-                    return Ok(Charge::Counted { lock: None });
+                    return Ok(Charge::Counted);
                 };
-                // Whole microseconds, as both databases keep it, so a refund can find it again.
-                let until = crate::clock::truncate_micros(
-                    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1)),
-                );
+                let until = now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1));
                 users::set_locked_until(c, &id, Some(until))?;
-                let lock = Lock { until, failures, seconds: d.as_secs() };
-                if lock_audit == LockAudit::Charge {
-                    audit.append_with(c, vec![lockout_event(&name, &id, &lock)])?;
-                }
-                Ok(Charge::Counted { lock: Some(lock) })
+                let lock = Lock { failures, seconds: d.as_secs() };
+                audit.append_with(c, vec![lockout_event(&name, &id, &lock)])?;
+                Ok(Charge::Counted)
             })
         })
         .await
@@ -243,21 +275,15 @@ fn lockout_event(name: &Username, id: &crate::domain::UserId, lock: &Lock) -> cr
         .details(serde_json::json!({ "failures": lock.failures, "seconds": lock.seconds }))
 }
 
-/// Records a lock that a wrong password set (logged, never shown, if it cannot be written).
-async fn audit_lockout(core: &Core, user: &User, lock: &Lock) {
-    if let Err(e) = core.audit.append(lockout_event(&user.username, &user.id, lock)).await {
-        tracing::error!(error = ?e, "could not audit a lockout");
-    }
-}
-
-/// [`charge_password`] for the steps that only need to know whether to go on: `false` when
-/// the account is locked and the attempt must not be checked at all.
+/// Charges an attempt that is about to be checked (a second-factor, reset or account-page
+/// code; [`charge_password`]): `false` when the account is locked and the attempt must not
+/// be checked at all. A right answer then clears the count (`users::admit_charged`).
 pub(super) async fn charge_attempt(
     core: &Core,
     user: &User,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<bool, DbError> {
-    Ok(matches!(charge_password(core, user, now, LockAudit::Charge).await?, Charge::Counted { .. }))
+    Ok(charge_password(core, user, now).await? == Charge::Counted)
 }
 
 /// Whether `password` is the account's current one (the "not the current password" rule).
@@ -267,4 +293,22 @@ pub async fn is_current_password(core: &Core, user: &User, password: &str) -> Re
     let Some((_, Some(hash))) = found else { return Ok(false) };
     let verdict = core.passwords.verify(Some(hash), SecretString::from(password.to_owned())).await?;
     Ok(matches!(verdict, Verification::Valid { .. }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guesses_left_count_down_to_the_threshold_then_one_at_a_time() {
+        let s = crate::config::LoginSettings::default();
+        assert_eq!(s.lockout_threshold, 5);
+        assert_eq!(guesses_left(0, &s), 5);
+        assert_eq!(guesses_left(3, &s), 2);
+        assert_eq!(guesses_left(4, &s), 1);
+        // Past the threshold each failure locks again: one guess per lock window.
+        assert_eq!(guesses_left(5, &s), 1);
+        assert_eq!(guesses_left(40, &s), 1);
+        assert_eq!(guesses_left(-1, &s), 5, "a count that cannot be is read as none");
+    }
 }

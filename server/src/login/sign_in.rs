@@ -93,7 +93,7 @@ async fn submit(
     }
     let password = SecretString::from(form.get("password").unwrap_or("").to_owned());
     let password_at_us = state.core.clock.now().timestamp_micros();
-    let attempt = match attempt_login(&state.core, &username, password).await {
+    let attempt = match attempt_login(&state.core, &state.sessions, &username, password).await {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(error = ?e, "the password step failed");

@@ -82,6 +82,15 @@ impl SessionStore for MemoryStore {
         self.lock().decrement(key, Instant::now())
     }
 
+    async fn hold(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        self.lock().hold(key, ttl, Instant::now())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().release(key, Instant::now());
+        Ok(())
+    }
+
     async fn put_indexed(
         &self,
         index: &str,
@@ -146,6 +155,14 @@ struct Inner {
     /// them out and a sweep prunes them.
     indexes: HashMap<String, HashSet<String>>,
     last_sweep: Instant,
+}
+
+/// The count a counter entry holds.
+fn counter(value: &[u8]) -> Result<u64, StoreError> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok())
+        .ok_or_else(|| StoreError::Unavailable("the value under this key is not a counter".to_owned()))
 }
 
 fn expiry(now: Instant, ttl: Duration) -> Instant {
@@ -260,6 +277,29 @@ impl Inner {
             entry.value = count.saturating_sub(1).to_string().into_bytes();
         }
         Ok(())
+    }
+
+    fn hold(&mut self, key: &str, ttl: Duration, now: Instant) -> Result<u64, StoreError> {
+        self.sweep_if_due(now);
+        if let Some(entry) = self.entries.get_mut(key).filter(|entry| entry.is_live(now)) {
+            let count = counter(&entry.value)?.saturating_add(1);
+            entry.value = count.to_string().into_bytes();
+            entry.expires_at = expiry(now, ttl);
+            return Ok(count);
+        }
+        self.make_room_for(key, now)?;
+        self.entries.insert(key.to_owned(), Entry { value: b"1".to_vec(), expires_at: expiry(now, ttl) });
+        Ok(1)
+    }
+
+    fn release(&mut self, key: &str, now: Instant) {
+        let Some(entry) = self.entries.get_mut(key).filter(|entry| entry.is_live(now)) else { return };
+        match counter(&entry.value) {
+            Ok(count) if count > 1 => entry.value = (count - 1).to_string().into_bytes(),
+            _ => {
+                self.entries.remove(key);
+            }
+        }
     }
 
     fn increment(&mut self, key: &str, ttl: Duration, now: Instant) -> Result<u64, StoreError> {

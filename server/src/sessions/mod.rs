@@ -29,7 +29,8 @@ pub enum StoreError {
 ///
 /// Contract shared by both implementations (checked by one behaviour suite that runs against
 /// each): a TTL of zero is treated as one millisecond; an expired entry behaves exactly like a
-/// missing one; no operation ever extends a TTL unless it writes the value again.
+/// missing one; no operation ever extends a TTL unless it writes the value again (or, for
+/// [`hold`](SessionStore::hold), says it renews it).
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores `value` under `key` for `ttl`, replacing any previous value and TTL.
@@ -76,6 +77,16 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Deletes every member of `index` and the index itself ("sign out everywhere").
     /// Returns how many live members were deleted.
     async fn delete_index(&self, index: &str) -> Result<u64, StoreError>;
+
+    /// Counts one more holder of `key` (something in progress, such as a password being
+    /// checked) and returns how many hold it now, this one included. Every call renews the
+    /// expiry to `ttl`, so a count stays while holders keep coming and a holder that never
+    /// [`release`](Self::release)s (a crashed instance) is forgotten `ttl` after the last
+    /// one. Atomic: of parallel callers each sees a different count.
+    async fn hold(&self, key: &str, ttl: Duration) -> Result<u64, StoreError>;
+
+    /// One holder of `key` fewer; the key is gone when none is left.
+    async fn release(&self, key: &str) -> Result<(), StoreError>;
 
     /// Succeeds when the store can serve requests (`/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -42,6 +42,24 @@ end
 return 0
 ";
 
+/// KEYS[1] = holders key; ARGV[1] = TTL in milliseconds, renewed by every holder.
+const HOLD: &str = r"
+local count = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return count
+";
+
+/// KEYS[1] = holders key. One fewer; the key goes with the last one.
+const RELEASE: &str = r"
+local count = tonumber(redis.call('GET', KEYS[1]))
+if count and count > 1 then
+  redis.call('DECR', KEYS[1])
+elseif count then
+  redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
 /// KEYS[1] = limit key; ARGV = now, interval, burst (microseconds). GCRA as in
 /// `sessions::gcra`: `{1, ahead}` when the request passes (and the new theoretical arrival
 /// time, `ahead` of now, is stored until it passes), else `{0, microseconds to wait}`. Lua numbers are doubles: exact for
@@ -106,6 +124,8 @@ pub struct RedisStore {
     prefix: String,
     increment: Script,
     decrement: Script,
+    hold: Script,
+    release: Script,
     put_indexed: Script,
     index_members: Script,
     delete_index: Script,
@@ -158,6 +178,8 @@ impl RedisStore {
             prefix: key_prefix.to_owned(),
             increment: Script::new(INCREMENT),
             decrement: Script::new(DECREMENT),
+            hold: Script::new(HOLD),
+            release: Script::new(RELEASE),
             put_indexed: Script::new(PUT_INDEXED),
             index_members: Script::new(INDEX_MEMBERS),
             delete_index: Script::new(DELETE_INDEX),
@@ -252,6 +274,18 @@ impl SessionStore for RedisStore {
         let mut invocation = self.decrement.prepare_invoke();
         invocation.key(self.key(key));
         self.invoke::<i64>("decrement script", &invocation).await.map(|_| ())
+    }
+
+    async fn hold(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        let mut invocation = self.hold.prepare_invoke();
+        invocation.key(self.key(key)).arg(ttl_ms(ttl));
+        self.invoke("hold script", &invocation).await
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        let mut invocation = self.release.prepare_invoke();
+        invocation.key(self.key(key));
+        self.invoke::<i64>("release script", &invocation).await.map(|_| ())
     }
 
     async fn put_indexed(

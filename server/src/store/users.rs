@@ -312,27 +312,6 @@ pub fn claim_login(conn: &mut AnyConnection, id: &UserId, now: DateTime<Utc>) ->
     Ok(n == 1)
 }
 
-/// Takes back one charged failure of a password that proved right (it never counted), and
-/// the lock that charge set (`lock_set`, the exact instant it stored), if it set one. Never goes
-/// below zero. A lock set or moved by another (parallel, wrong) attempt stays.
-pub fn refund_failed_login(
-    conn: &mut AnyConnection,
-    id: &UserId,
-    lock_set: Option<DateTime<Utc>>,
-) -> Result<(), DbError> {
-    crate::store::write_transaction(conn, |conn| {
-        diesel::update(users::table.find(id.as_str()).filter(users::failed_logins.gt(0)))
-            .set(users::failed_logins.eq(users::failed_logins - 1))
-            .execute(conn)?;
-        if let Some(until) = lock_set {
-            diesel::update(users::table.find(id.as_str()).filter(users::locked_until.eq(to_db_time(until))))
-                .set(users::locked_until.eq(None::<chrono::NaiveDateTime>))
-                .execute(conn)?;
-        }
-        Ok(())
-    })
-}
-
 /// Admits a login whose last step was charged as a failure before it was checked (a
 /// second-factor code): clears the count and any lock that charge or a parallel one set.
 pub fn admit_charged(conn: &mut AnyConnection, id: &UserId) -> Result<(), DbError> {
