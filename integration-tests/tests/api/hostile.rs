@@ -229,6 +229,42 @@ async fn sixty_guesses_at_once_judge_at_most_the_threshold_and_the_right_passwor
     assert!(fresh.locked_until.is_some());
 }
 
+#[tokio::test]
+async fn a_locked_account_sends_the_right_password_nowhere_even_one_guess_at_a_time() {
+    use pramaan_server::clock::Clock as _;
+    let stub = SmsStub::start().await;
+    let clock = fixed_clock();
+    let app = spawn_app_at(clock.clone(), |s| stub.configure(s)).await;
+    // A vaccinator: the right password would lead on to a code by SMS.
+    staff(&app, "vacc2", &["vaccinator"], Some("+919812345679")).await;
+    let client = public_client(&app, &[]).await;
+    let form = LoginForm::open(&app, &client.id).await;
+    let threshold = app.core.settings.login.lockout_threshold;
+    for i in 0..threshold {
+        let resp = form.post(&app.client, "vacc2", &format!("wrong {i}")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    // Nothing else is in progress now: only the lock can refuse it.
+    let resp = form.post(&app.client, "vacc2", PASSWORD).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "the login page again, not the factor step");
+    assert!(resp.text().await.unwrap().contains("not right"));
+    let log = audit_log(&app).await;
+    assert!(
+        log.iter()
+            .any(|(a, o, d)| a == "login.password" && o == "failure" && d.contains("\"reason\":\"locked\"")),
+        "the right password was refused as locked, unjudged"
+    );
+    assert!(!log.iter().any(|(a, o, _)| a == "login.password" && o == "success"));
+    assert!(stub.received().is_empty(), "no code was sent");
+    // The lock ends at its instant, not a microsecond later: then the right password is judged.
+    let until = pramaan_integration_tests::browser::find_user(&app, "vacc2").await.locked_until.unwrap();
+    clock.advance(until - clock.now());
+    let resp = form.post(&app.client, "vacc2", PASSWORD).send().await.unwrap();
+    assert_eq!(resp.status(), 303, "the password step passed, on to what comes next");
+    let to = pramaan_integration_tests::browser::location(&resp);
+    assert!(to.starts_with("/authorize/resume"), "{to}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_checks_whose_client_hung_up_leave_nothing_behind() {
     let app = spawn_app().await;
