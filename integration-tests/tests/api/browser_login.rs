@@ -73,8 +73,7 @@ async fn repeated_failures_lock_the_account_even_for_the_right_password() {
         let r = browser.submit_login(page, "asha", "guess guess guess").await;
         assert_eq!(r.status(), 200);
     }
-    // Failures are counted off the response path (so a known account answers as fast as an
-    // unknown one): wait until the fifth has landed.
+    // Each wrong password is counted before its answer; check that the fifth has landed.
     let start = std::time::Instant::now();
     while find_user(&app, "asha").await.failed_logins < 5 {
         assert!(start.elapsed() < std::time::Duration::from_secs(5), "the failures were never counted");
