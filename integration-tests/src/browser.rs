@@ -202,6 +202,22 @@ pub async fn register_client(app: &TestApp, args: &[&str]) -> Registered {
     }
 }
 
+/// A confidential partner app in category `private` with client credentials for
+/// `registry.read`, named `name`.
+pub async fn partner_client(app: &TestApp, name: &str) -> Registered {
+    let args = [
+        "--name",
+        name,
+        "--category",
+        "private",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "registry.read",
+    ];
+    register_client(app, &args).await
+}
+
 /// A public, first-party code-flow client with refresh tokens (a field app), plus `extra`
 /// arguments to `client create`.
 pub async fn public_client(app: &TestApp, extra: &[&str]) -> Registered {

@@ -3,7 +3,7 @@
 //! the caller's roles allow.
 
 use pramaan_integration_tests::admin::*;
-use pramaan_integration_tests::browser::{post_form, register_client};
+use pramaan_integration_tests::browser::{partner_client, post_form};
 use pramaan_integration_tests::two_factor::fixed_clock;
 use pramaan_integration_tests::{TestApp, spawn_app_at};
 use pramaan_server::clock::FixedClock;
@@ -175,20 +175,7 @@ async fn a_national_admin_suspends_resumes_and_rekeys_a_client_and_reads_the_tra
     let s = setup().await;
     staff_in(&s.app, "nadmin", &["national_admin"], "in").await;
     staff_in(&s.app, "dadmin-blr", &["district_admin"], BLR).await;
-    let partner = register_client(
-        &s.app,
-        &[
-            "--name",
-            "partner",
-            "--category",
-            "private",
-            "--grant",
-            "client_credentials",
-            "--scope",
-            "registry.read",
-        ],
-    )
-    .await;
+    let partner = partner_client(&s.app, "partner").await;
     let secret = partner.secret.clone().unwrap();
     let admin = first_admin_login(&s.app, &s.clock, &s.console, "nadmin").await;
     let token = Some(admin.access_token.as_str());

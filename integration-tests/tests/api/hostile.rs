@@ -518,20 +518,7 @@ async fn password_attempts_from_one_address_are_limited_and_another_address_is_n
 async fn wrong_client_secrets_are_limited_per_address_and_then_even_the_right_one_is_refused() {
     let clock = fixed_clock();
     let app = spawn_app_at(clock.clone(), |s| s.limits.client_auth_failures_per_minute = 3).await;
-    let partner = pramaan_integration_tests::browser::register_client(
-        &app,
-        &[
-            "--name",
-            "Partner",
-            "--category",
-            "private",
-            "--grant",
-            "client_credentials",
-            "--scope",
-            "registry.read",
-        ],
-    )
-    .await;
+    let partner = pramaan_integration_tests::browser::partner_client(&app, "Partner").await;
     let secret = partner.secret.clone().unwrap();
     let token = |from: IpAddr, secret: String| {
         let (http, url, id) = (client_from(from), format!("{}/token", app.address), partner.id.clone());
@@ -570,20 +557,7 @@ async fn wrong_client_secrets_are_limited_per_address_and_then_even_the_right_on
     assert_eq!(introspect.status(), 429);
     assert_eq!(token(loopback(2), secret.clone()).await.0, 200);
     // Only the client whose secret was guessed is refused at that address.
-    let other = pramaan_integration_tests::browser::register_client(
-        &app,
-        &[
-            "--name",
-            "Other",
-            "--category",
-            "private",
-            "--grant",
-            "client_credentials",
-            "--scope",
-            "registry.read",
-        ],
-    )
-    .await;
+    let other = pramaan_integration_tests::browser::partner_client(&app, "Other").await;
     let resp = client_from(loopback(1))
         .post(format!("{}/token", app.address))
         .basic_auth(&other.id, other.secret.as_deref())
