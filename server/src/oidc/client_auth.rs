@@ -292,4 +292,205 @@ mod tests {
             Presented::Post { id: "a".into(), secret: "b".into() }
         );
     }
+
+    const ISSUER: &str = "https://id.example";
+    const NOW: i64 = 1_800_000_000;
+
+    fn registered(method: AuthMethod, jwks: Option<serde_json::Value>) -> Client {
+        use crate::domain::{ClientCategory, ClientRegistration, ClientType, GrantType, Scope};
+        let t0 = chrono::DateTime::from_timestamp(0, 0).unwrap();
+        Client {
+            id: ClientId::from_string("partner".into()),
+            registration: ClientRegistration {
+                name: "Partner".into(),
+                category: ClientCategory::Private,
+                client_type: ClientType::Confidential,
+                token_endpoint_auth_method: method,
+                grant_types: vec![GrantType::ClientCredentials],
+                scopes: Scope::parse_list("registry.read").unwrap(),
+                redirect_uris: vec![],
+                post_logout_redirect_uris: vec![],
+                jwks,
+                access_token_ttl_secs: 300,
+                refresh_token_ttl_secs: 3600,
+                first_party: false,
+                can_introspect: false,
+            },
+            status: ClientStatus::Active,
+            has_secret: method != AuthMethod::PrivateKeyJwt,
+            secret_rotated_at: None,
+            tokens_valid_after: t0,
+            created_at: t0,
+            updated_at: t0,
+        }
+    }
+
+    fn signer() -> crate::crypto::signing::SigningKey {
+        use crate::crypto::SigningAlg;
+        use crate::crypto::signing::{SigningKey, generate_pkcs8};
+        SigningKey::from_pkcs8(SigningAlg::ES256, &generate_pkcs8(SigningAlg::ES256, 2048).unwrap()).unwrap()
+    }
+
+    /// A client with `key` registered (as the CLI stores it: `use` may be absent).
+    fn jwt_client(key: &crate::crypto::signing::SigningKey, use_: Option<&str>) -> Client {
+        let mut jwk = serde_json::to_value(key.public_jwk()).unwrap();
+        let o = jwk.as_object_mut().unwrap();
+        o.remove("use");
+        if let Some(u) = use_ {
+            o.insert("use".into(), u.into());
+        }
+        registered(AuthMethod::PrivateKeyJwt, Some(serde_json::json!({ "keys": [jwk] })))
+    }
+
+    /// Good claims for `partner` at `NOW`, with `patch` applied (`null` removes a claim).
+    fn claims(patch: serde_json::Value) -> serde_json::Value {
+        let mut c = serde_json::json!({
+            "iss": "partner", "sub": "partner", "aud": ISSUER,
+            "iat": NOW, "exp": NOW + 120, "jti": "j-1",
+        });
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c
+    }
+
+    fn check(client: &Client, key: &crate::crypto::signing::SigningKey, patch: serde_json::Value) -> bool {
+        let jwt = key.sign_jwt("JWT", &claims(patch)).unwrap();
+        verify_assertion(client, &jwt, ISSUER, NOW).is_ok()
+    }
+
+    #[test]
+    fn an_assertion_is_accepted_exactly_within_its_time_bounds() {
+        let key = signer();
+        let client = jwt_client(&key, None);
+        let jwt = key.sign_jwt("JWT", &claims(serde_json::json!({}))).unwrap();
+        assert_eq!(verify_assertion(&client, &jwt, ISSUER, NOW).unwrap(), ("j-1".to_owned(), NOW + 120));
+        // Expired: up to SKEW_SECS late is tolerated, not one second more.
+        assert!(check(&client, &key, serde_json::json!({"exp": NOW - SKEW_SECS + 1})));
+        assert!(!check(&client, &key, serde_json::json!({"exp": NOW - SKEW_SECS})));
+        // Lifetime: at most MAX_ASSERTION_LIFETIME_SECS ahead (its jti is kept that long).
+        assert!(check(&client, &key, serde_json::json!({"exp": NOW + MAX_ASSERTION_LIFETIME_SECS})));
+        assert!(!check(&client, &key, serde_json::json!({"exp": NOW + MAX_ASSERTION_LIFETIME_SECS + 1})));
+        // Issued or valid from the future: SKEW_SECS of clock difference, no more.
+        for claim in ["iat", "nbf"] {
+            assert!(check(&client, &key, serde_json::json!({ claim: NOW + SKEW_SECS })), "{claim}");
+            assert!(!check(&client, &key, serde_json::json!({ claim: NOW + SKEW_SECS + 1 })), "{claim}");
+            assert!(check(&client, &key, serde_json::json!({ claim: null })), "{claim} is optional");
+        }
+        // exp is required; a time that is not an integer is refused, not ignored.
+        assert!(!check(&client, &key, serde_json::json!({"exp": null})));
+        for claim in ["exp", "iat", "nbf"] {
+            assert!(!check(&client, &key, serde_json::json!({ claim: "soon" })), "{claim}");
+            assert!(!check(&client, &key, serde_json::json!({ claim: (NOW as f64) + 0.5 })), "{claim}");
+        }
+    }
+
+    #[test]
+    fn an_assertion_names_the_client_twice_and_this_server_alone() {
+        let key = signer();
+        let client = jwt_client(&key, Some("sig"));
+        assert!(check(&client, &key, serde_json::json!({"aud": [ISSUER]})));
+        for patch in [
+            serde_json::json!({"iss": "other"}),
+            serde_json::json!({"sub": "other"}),
+            serde_json::json!({"iss": null}),
+            serde_json::json!({"aud": "https://other.example"}),
+            serde_json::json!({"aud": format!("{ISSUER}/token")}),
+            serde_json::json!({"aud": [ISSUER, "https://other.example"]}),
+            serde_json::json!({"aud": ["https://other.example"]}),
+            serde_json::json!({"aud": []}),
+            serde_json::json!({"aud": null}),
+            serde_json::json!({"jti": null}),
+            serde_json::json!({"jti": ""}),
+            serde_json::json!({"jti": "j".repeat(257)}),
+        ] {
+            assert!(!check(&client, &key, patch.clone()), "{patch}");
+        }
+        assert!(check(&client, &key, serde_json::json!({"jti": "j".repeat(256)})));
+    }
+
+    #[test]
+    fn only_the_clients_own_signing_keys_verify_its_assertions() {
+        let key = signer();
+        assert!(!check(&jwt_client(&key, Some("enc")), &key, serde_json::json!({})), "an encryption key");
+        assert!(!check(&jwt_client(&signer(), None), &key, serde_json::json!({})), "another key");
+        assert!(!check(&registered(AuthMethod::PrivateKeyJwt, None), &key, serde_json::json!({})));
+        assert!(is_usable_client_key(&serde_json::to_value(key.public_jwk()).unwrap()));
+        let mut enc = serde_json::to_value(key.public_jwk()).unwrap();
+        enc["use"] = "enc".into();
+        assert!(!is_usable_client_key(&enc));
+    }
+
+    #[test]
+    fn a_secret_authenticates_only_its_active_client_by_its_registered_method() {
+        let digester = Digester::new([7; 32]);
+        let entry = |method, status, digest: Option<&str>| {
+            let mut c = registered(method, None);
+            c.status = status;
+            Some(std::sync::Arc::new((
+                c,
+                digest.map(|d| digester.digest(CLIENT_SECRET_PURPOSE, d.as_bytes())),
+            )))
+        };
+        let basic = |secret: &str| Presented::Basic { id: "partner".into(), secret: secret.into() };
+        let ok = |p: &Presented, found| verify(&digester, p, found).is_ok();
+        assert!(ok(
+            &basic("s3cret"),
+            entry(AuthMethod::ClientSecretBasic, ClientStatus::Active, Some("s3cret"))
+        ));
+        assert!(!ok(
+            &basic("wrong"),
+            entry(AuthMethod::ClientSecretBasic, ClientStatus::Active, Some("s3cret"))
+        ));
+        assert!(!ok(&basic("s3cret"), None), "an unknown client");
+        assert!(
+            !ok(
+                &basic("s3cret"),
+                entry(AuthMethod::ClientSecretBasic, ClientStatus::Suspended, Some("s3cret"))
+            ),
+            "a suspended client"
+        );
+        assert!(
+            !ok(&basic("s3cret"), entry(AuthMethod::ClientSecretPost, ClientStatus::Active, Some("s3cret"))),
+            "registered for client_secret_post"
+        );
+        assert!(
+            !ok(&basic("s3cret"), entry(AuthMethod::ClientSecretBasic, ClientStatus::Active, None)),
+            "a client without a secret"
+        );
+        let post = Presented::Post { id: "partner".into(), secret: "s3cret".into() };
+        assert!(ok(&post, entry(AuthMethod::ClientSecretPost, ClientStatus::Active, Some("s3cret"))));
+        let id_only = Presented::IdOnly { id: "partner".into() };
+        assert!(
+            !ok(&id_only, entry(AuthMethod::ClientSecretBasic, ClientStatus::Active, Some("s3cret"))),
+            "a confidential client's id alone"
+        );
+        assert!(ok(&id_only, entry(AuthMethod::None, ClientStatus::Active, None)), "a public client");
+        assert_eq!(lookup_id(&post).as_str(), "partner");
+    }
+
+    #[test]
+    fn an_assertion_is_read_from_the_form_with_its_subject_as_the_client() {
+        let key = signer();
+        let jwt = key.sign_jwt("JWT", &claims(serde_json::json!({}))).unwrap();
+        let f = |extra: &[(&str, &str)]| {
+            let mut pairs = vec![("client_assertion_type", JWT_BEARER), ("client_assertion", jwt.as_str())];
+            pairs.extend_from_slice(extra);
+            presented(None, &form(&pairs))
+        };
+        assert_eq!(f(&[]).unwrap(), Presented::Assertion { id: "partner".into(), assertion: jwt.clone() });
+        assert_eq!(f(&[("client_id", "partner")]).unwrap().client_id(), "partner");
+        assert_eq!(f(&[("client_id", "other")]).unwrap_err(), OAuthError::invalid_client());
+        assert!(f(&[("client_secret", "x")]).is_err());
+        let wrong_type =
+            presented(None, &form(&[("client_assertion_type", "urn:x"), ("client_assertion", &jwt)]));
+        assert_eq!(wrong_type.unwrap_err(), OAuthError::invalid_client());
+        let garbage =
+            presented(None, &form(&[("client_assertion_type", JWT_BEARER), ("client_assertion", "a.b.c")]));
+        assert_eq!(garbage.unwrap_err(), OAuthError::invalid_client());
+    }
 }
