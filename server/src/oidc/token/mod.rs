@@ -215,8 +215,7 @@ pub async fn authenticate(
     if let Presented::Assertion { assertion, .. } = presented {
         let now = state.core.clock.now().timestamp();
         let (jti, exp) = client_auth::verify_assertion(&client, assertion, &issuer.issuer, now)?;
-        // RFC 7523 §3 item 7: a jti is accepted once; remembered until the assertion expires.
-        let ttl = std::time::Duration::from_secs(u64::try_from(exp - now + 120).unwrap_or(120));
+        let ttl = assertion_jti_ttl(exp, now);
         let key = format!("assertion-jti:{}:{jti}", client.id);
         let fresh = state.sessions.put_if_absent(&key, b"1", ttl).await.map_err(|e| {
             tracing::error!(error = ?e, "cannot record an assertion jti");
@@ -230,9 +229,27 @@ pub async fn authenticate(
     Ok(client)
 }
 
+/// RFC 7523 §3 item 7: a jti is accepted once, so it is remembered for as long as its
+/// assertion could still be accepted (its `exp` plus the allowed clock skew), with a margin.
+fn assertion_jti_ttl(exp: i64, now: i64) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::try_from(exp - now + 120).unwrap_or(120))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_assertions_jti_outlives_every_instant_it_could_be_accepted_at() {
+        let now = 1_800_000_000;
+        let longest = client_auth::MAX_ASSERTION_LIFETIME_SECS;
+        for exp in [now - 59, now, now + 120, now + longest] {
+            let ttl = assertion_jti_ttl(exp, now).as_secs();
+            // verify_assertion accepts until exp + 60 s of skew.
+            assert!(ttl > u64::try_from(exp + 60 - now).unwrap(), "exp {exp}: {ttl}");
+            assert!(ttl <= u64::try_from(exp + 120 - now).unwrap(), "exp {exp}: kept no longer than needed");
+        }
+    }
 
     fn form(s: &str) -> Form {
         Form::parse(s.as_bytes()).unwrap()
