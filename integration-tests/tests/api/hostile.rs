@@ -574,6 +574,41 @@ async fn wrong_client_secrets_are_limited_per_address_and_then_even_the_right_on
     assert_eq!(events[0]["count"], 3);
 }
 
+/// A public client (the staff portal) holds no secret, so junk credentials sent in its name
+/// from a shared address must not get it refused there: the vaccinators behind that carrier NAT
+/// still sign in through it.
+#[tokio::test]
+async fn junk_credentials_in_a_public_clients_name_never_refuse_it_at_that_address() {
+    let app = spawn_app_at(fixed_clock(), |s| s.limits.client_auth_failures_per_minute = 3).await;
+    let portal = public_client(&app, &[]).await;
+    let token = |form: Vec<(&'static str, String)>| {
+        let (http, url) = (client_from(loopback(1)), format!("{}/token", app.address));
+        async move {
+            let resp = http.post(url).form(&form).send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let code_exchange = || {
+        vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("client_id", portal.id.clone()),
+            ("code", "not-a-code".to_owned()),
+            ("redirect_uri", REDIRECT.to_owned()),
+            ("code_verifier", "v".repeat(43)),
+        ]
+    };
+    for _ in 0..6 {
+        let mut junk = code_exchange();
+        junk.push(("client_secret", "guess".to_owned()));
+        let (status, body) = token(junk).await;
+        assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "{body}");
+    }
+    // The portal's own requests from that address are still judged, not refused unheard.
+    let (status, body) = token(code_exchange()).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    assert!(refusal_events(&app).await.is_empty());
+}
+
 #[tokio::test]
 async fn a_reset_refused_at_a_capped_address_is_told_and_another_address_is_served() {
     let clock = fixed_clock();
