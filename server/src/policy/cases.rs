@@ -6,8 +6,13 @@
 //! { "entities": "entities/staff.json",
 //!   "cases": [ { "name": "…", "principal": "Pramaan::User::\"asha\"", "action": "user.disable",
 //!                "resource": "Pramaan::User::\"ravi\"", "context": { … },
-//!                "expect": "allow", "reason": "…" } ] }
+//!                "expect": "allow", "by": ["district-admin-accounts"], "reason": "…" } ] }
 //! ```
+//!
+//! `by` names the policies that decide the case, by `@id`: Cedar's determining policies (the
+//! permits that allow, or the forbids that deny; none for a denial that no policy permits).
+//! They must be exactly these, so a case notices a rule that stops applying even when another
+//! rule happens to give the same answer (a role's own rule and the one it inherits).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -35,6 +40,8 @@ struct Case {
     #[serde(default)]
     context: serde_json::Value,
     expect: Expect,
+    /// The `@id`s of the policies that decide it, in any order; empty for a denial by default.
+    by: Vec<String>,
     /// Why the decision must be so (shown when it is not).
     reason: String,
 }
@@ -90,12 +97,21 @@ fn run_file(p: &Policies, dir: &Path, name: &str, report: &mut TestReport) -> Re
         match decide(p, &authorizer, &entities, &case) {
             Ok((decision, why)) => {
                 let got = if decision == Decision::Allow { Expect::Allow } else { Expect::Deny };
-                if got == case.expect {
+                let mut by = case.by.clone();
+                by.sort();
+                if got == case.expect && by == why {
                     report.passed += 1;
                 } else {
+                    let named = |ids: &[String]| {
+                        if ids.is_empty() { "no policy".to_owned() } else { ids.join(", ") }
+                    };
                     report.failures.push(format!(
-                        "{shown}: \"{}\": expected {:?}, got {got:?} (by {why}); expected because: {}",
-                        case.name, case.expect, case.reason
+                        "{shown}: \"{}\": expected {:?} by {}, got {got:?} by {}; expected because: {}",
+                        case.name,
+                        case.expect,
+                        named(&by),
+                        named(&why),
+                        case.reason
                     ));
                 }
             }
@@ -133,13 +149,13 @@ fn with_role_hierarchy(p: &Policies, mut entities: serde_json::Value) -> serde_j
     entities
 }
 
-/// The decision for `case`, and the policies behind it (or "no policy").
+/// The decision for `case`, and the policies behind it (sorted; none when no policy applies).
 fn decide(
     p: &Policies,
     authorizer: &Authorizer,
     entities: &Entities,
     case: &Case,
-) -> Result<(Decision, String), String> {
+) -> Result<(Decision, Vec<String>), String> {
     let uid = |s: &str| EntityUid::from_str(s).map_err(|e| format!("{s}: {e}"));
     let principal = uid(&case.principal)?;
     let action = uid(&format!("Pramaan::Action::\"{}\"", case.action))?;
@@ -158,6 +174,5 @@ fn decide(
     }
     let mut why: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
     why.sort();
-    let why = if why.is_empty() { "no policy".to_owned() } else { why.join(", ") };
     Ok((response.decision(), why))
 }

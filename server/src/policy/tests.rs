@@ -71,12 +71,35 @@ fn a_case_that_decides_otherwise_is_reported_with_its_reason() {
         { "name": "wrongly expected", "principal": "Pramaan::User::\"vacc-blr\"", "action": "scope.user",
           "resource": "Pramaan::Scope::\"registry.write\"",
           "context": { "client": { "__entity": { "type": "Pramaan::Client", "id": "field-app" } } },
-          "expect": "allow", "reason": "a deliberately wrong expectation" } ] }"#;
+          "expect": "allow", "by": ["vaccinator-scopes"], "reason": "a deliberately wrong expectation" } ] }"#;
     let dir = with_file("tests/zz-wrong.json", cases);
     let p = load_valid(dir.path()).unwrap();
     let report = run_tests(&p).unwrap();
     assert_eq!(report.failures.len(), 1, "{:#?}", report.failures);
     assert!(report.failures[0].contains("wrongly expected") && report.failures[0].contains("deliberately"));
+}
+
+#[test]
+fn a_right_decision_by_other_policies_than_named_is_reported_too() {
+    let case = |by: &str| {
+        format!(
+            r#"{{ "entities": "entities/staff.json", "cases": [
+            {{ "name": "decided by", "principal": "Pramaan::User::\"vacc-blr\"", "action": "scope.user",
+              "resource": "Pramaan::Scope::\"registry.read\"",
+              "context": {{ "client": {{ "__entity": {{ "type": "Pramaan::Client", "id": "field-app" }} }} }},
+              "expect": "allow", "by": {by}, "reason": "vaccinators read the registry" }} ] }}"#
+        )
+    };
+    let run = |by: &str| {
+        let dir = with_file("tests/zz-by.json", &case(by));
+        run_tests(&load_valid(dir.path()).unwrap()).unwrap()
+    };
+    assert!(run(r#"["vaccinator-scopes"]"#).failures.is_empty());
+    for wrong in [r#"[]"#, r#"["oidc-scopes"]"#, r#"["vaccinator-scopes", "oidc-scopes"]"#] {
+        let report = run(wrong);
+        assert_eq!(report.failures.len(), 1, "{wrong}");
+        assert!(report.failures[0].contains("got Allow by vaccinator-scopes"), "{}", report.failures[0]);
+    }
 }
 
 #[test]
