@@ -4,7 +4,8 @@
 #   1. password guesses one address gets judged per minute, with the limits on and off
 #      (wrk POSTs wrong passwords to /login, cycling account names; 200 = judged, 429 = refused);
 #   2. client_credentials and introspection rates with the limits on and off (the limiter must
-#      cost under 5%); runs alternate on/off twice so drift shows;
+#      cost under 5%); BENCH_ROUNDS (default 4) pairs of runs in alternating order, so drift
+#      of the machine cancels, summarised as the median of the per-pair ratios;
 #   3. /healthz latency from 127.0.0.2 while 1,000 slow-body sockets from 127.0.0.1 are open
 #      and the server runs under `ulimit -n 1024`.
 #   bench/hostile.sh            BENCH_SECONDS (default 10) per wrk run; BENCH_PARTS to run some.
@@ -102,7 +103,7 @@ EOF
 
 # 2. Token and introspection rates, limits on and off.
 rates() {
-  local name=$1; shift
+  local name=$1 kind=$2; shift 2
   start "$name" "" "$@"
   pcli "$name" client create --name bench --category private --grant client_credentials --scope registry.read \
     --introspection --access-token-ttl 3600 --json >"$WORK/client.json"
@@ -117,6 +118,7 @@ rates() {
   i=$(wrk -t1 -c64 -d"${SECS}s" -s bench/wrk/post.lua "$URL/introspect" -- "$basic" "token=$one" |
     awk '/^Requests\/sec:/ { printf "%.0f", $2 }')
   RATE_ROWS+=("| $name | $t | $i |")
+  RATES+=("$kind $t $i")
   stop
 }
 
@@ -159,20 +161,31 @@ EOF
 
 # BENCH_PARTS picks what to run (default all): guesses, rates, sockets.
 PARTS="${BENCH_PARTS:-guesses rates sockets}"
-GUESS_ROWS=() RATE_ROWS=() SOCKETS="(not run)"
+GUESS_ROWS=() RATE_ROWS=() RATES=() RATIOS="" SOCKETS="(not run)"
 case " $PARTS " in *" guesses "*)
   guesses "limits on"
   guesses "limits off" PRAMAAN__LIMITS__ENABLED=false ;;
 esac
 case " $PARTS " in *" rates "*)
   # Alternating order, so a drift of the machine does not read as a cost.
-  for round in 1 2; do
-    if [ "$round" = 1 ]; then
-      rates "limits on ($round)"; rates "limits off ($round)" PRAMAAN__LIMITS__ENABLED=false
+  for round in $(seq 1 "${BENCH_ROUNDS:-4}"); do
+    if [ $((round % 2)) = 1 ]; then
+      rates "limits on ($round)" on; rates "limits off ($round)" off PRAMAAN__LIMITS__ENABLED=false
     else
-      rates "limits off ($round)" PRAMAAN__LIMITS__ENABLED=false; rates "limits on ($round)"
+      rates "limits off ($round)" off PRAMAAN__LIMITS__ENABLED=false; rates "limits on ($round)" on
     fi
-  done ;;
+  done
+  RATIOS=$(printf '%s\n' "${RATES[@]}" | python3 -c '
+import statistics, sys
+rows = [l.split() for l in sys.stdin if l.strip()]
+on = [r for r in rows if r[0] == "on"]
+off = [r for r in rows if r[0] == "off"]
+for col, what in ((1, "POST /token"), (2, "POST /introspect")):
+    pairs = [int(a[col]) / int(b[col]) - 1 for a, b in zip(on, off)]
+    print(f"- {what}: limits on against off, per pair: "
+          + ", ".join(f"{p:+.1%}" for p in pairs)
+          + f"; median {statistics.median(pairs):+.1%}, mean {statistics.mean(pairs):+.1%}")
+') ;;
 esac
 case " $PARTS " in *" sockets "*) sockets ;; esac
 
@@ -193,6 +206,8 @@ case " $PARTS " in *" sockets "*) sockets ;; esac
   echo "| server | POST /token | POST /introspect (one token) |"
   echo "| --- | ---: | ---: |"
   printf '%s\n' "${RATE_ROWS[@]}"
+  echo
+  echo "$RATIOS"
   echo
   echo "## /healthz from 127.0.0.2 beside 1,000 slow bodies from 127.0.0.1, ulimit -n 1024"
   echo
