@@ -138,4 +138,23 @@ mod tests {
         assert!(!pkce_s256_matches("short", challenge));
         assert!(!pkce_s256_matches(&format!("{verifier}!"), challenge), "outside the unreserved set");
     }
+
+    /// §4.1's syntax is checked on its own: a verifier outside it is refused even when its
+    /// challenge was computed from it (a client must not get away with a short verifier).
+    #[test]
+    fn a_verifier_outside_rfc_7636_syntax_is_refused_even_with_its_own_challenge() {
+        let challenge_of =
+            |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(v.as_bytes()));
+        for (verifier, ok) in [
+            ("a".repeat(42), false),
+            ("a".repeat(43), true),
+            ("a".repeat(128), true),
+            ("a".repeat(129), false),
+            (format!("{}-._~", "a".repeat(40)), true),
+            (format!("{}+", "a".repeat(42)), false),
+            (format!("{} ", "a".repeat(42)), false),
+        ] {
+            assert_eq!(pkce_s256_matches(&verifier, &challenge_of(&verifier)), ok, "{verifier:?}");
+        }
+    }
 }
