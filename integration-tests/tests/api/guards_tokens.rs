@@ -10,7 +10,7 @@ use pramaan_integration_tests::browser::{
     public_client, register_client,
 };
 use pramaan_integration_tests::two_factor::{
-    app_code, claims, code_in, continue_from, enroll, fixed_clock, password_step, staff, submit_code,
+    app_code, claims, code_in, continue_from, enroll, fixed_clock, grant, password_step, staff, submit_code,
 };
 use pramaan_integration_tests::{TestApp, spawn_app, spawn_app_at};
 use pramaan_server::domain::{
@@ -117,6 +117,23 @@ async fn two_parallel_refreshes_of_one_token_let_at_most_one_through_and_revoke_
     }
     let (status, body) = refresh(&app, &field.id, r1).await;
     invalid_grant(status, &body);
+}
+
+/// A refresh keeps tokens coming only for a login as strong as the account needs now: after a
+/// password-only login, the account gains a role that requires a second factor, and its refresh
+/// token gets nothing more; the person signs in again, with the factor.
+#[tokio::test]
+async fn a_refresh_from_a_login_weaker_than_the_account_now_needs_is_refused() {
+    let app = spawn_app().await;
+    let asha = create_user(&app, "asha", PASSWORD, false).await;
+    let field = public_client(&app, &[]).await;
+    let first = signed_in(&app, &field.id).await;
+    let (status, again) = refresh(&app, &field.id, first["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "a password-only login is enough while the account needs no more: {again}");
+    grant(&app, &asha, "vaccinator").await;
+    let (status, body) = refresh(&app, &field.id, again["refresh_token"].as_str().unwrap()).await;
+    invalid_grant(status, &body);
+    assert!(body["error_description"].as_str().unwrap().contains("second factor"), "{body}");
 }
 
 /// Half-finished logins sending one code at once: more than two, so that on most runs two of
