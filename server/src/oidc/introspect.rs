@@ -162,7 +162,7 @@ pub async fn active_claims(
         return Ok(None);
     }
     // The local copy of the shared list answers while it is fresh; otherwise the store does.
-    if !state.verified.feed.fresh() && !state.verified.recently_unrevoked(&claims.jti) {
+    if store_must_answer(state.verified.feed.fresh(), || state.verified.recently_unrevoked(&claims.jti)) {
         let revoked = state.sessions.get(&revoked_key(&claims.jti)).await.map_err(|e| {
             // Fail closed: without the revocation list we cannot say a token is active.
             tracing::error!(error = ?e, "revocation list unavailable");
@@ -194,6 +194,13 @@ pub async fn active_claims(
         return Ok(None);
     }
     Ok(Some(claims))
+}
+
+/// Whether the session store must say if a jti is revoked: only while this instance's copy of
+/// the shared list is stale, and the store did not say "not revoked" for it moments ago (asked
+/// lazily: a fresh copy costs no lock).
+fn store_must_answer(copy_fresh: bool, recently_unrevoked: impl FnOnce() -> bool) -> bool {
+    !copy_fresh && !recently_unrevoked()
 }
 
 async fn login_stands(state: &AppState, sub: &str, sid: &str) -> Result<bool, OAuthError> {
@@ -250,4 +257,64 @@ async fn introspect(
         token_type: claims.as_ref().map(|_| "Bearer"),
     };
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(client: &str) -> Arc<AccessTokenClaims> {
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        Arc::new(AccessTokenClaims::for_client(
+            "https://id.example",
+            "registry",
+            client,
+            None,
+            now,
+            300,
+            None,
+        ))
+    }
+
+    #[test]
+    fn verified_claims_are_found_by_the_whole_token_and_kept_beside_each_other() {
+        let v = VerifiedTokens::default();
+        assert!(v.get("token-a").is_none());
+        v.insert("token-a", claims("a"));
+        v.insert("token-b", claims("b"));
+        assert_eq!(v.get("token-a").unwrap().sub, "a");
+        assert_eq!(v.get("token-b").unwrap().sub, "b");
+        assert!(v.get("token-c").is_none());
+    }
+
+    #[test]
+    fn a_not_revoked_answer_is_reused_only_for_its_jti_and_never_after_a_revocation() {
+        let v = VerifiedTokens::default();
+        assert!(!v.recently_unrevoked("j1"), "never asked: the list must be asked");
+        v.mark_unrevoked("j1");
+        v.mark_unrevoked("j2");
+        assert!(v.recently_unrevoked("j1") && v.recently_unrevoked("j2"));
+        assert!(!v.recently_unrevoked("j3"));
+        assert!(!v.is_revoked("j1"));
+        v.mark_revoked("j1", 1_800_000_300);
+        v.mark_revoked("j4", 1_800_000_300);
+        assert!(v.is_revoked("j1") && v.is_revoked("j4"));
+        assert!(!v.recently_unrevoked("j1"), "a revocation cancels the cached answer");
+        assert!(v.recently_unrevoked("j2"));
+        // From the shared list's feed: marked once, whatever it says again.
+        v.mark_revoked_quietly("j5");
+        assert!(v.is_revoked("j5"));
+    }
+
+    #[test]
+    fn the_store_is_asked_only_while_the_local_copy_is_stale_and_nothing_recent_is_known() {
+        assert!(!store_must_answer(true, || panic!("a fresh copy needs no other answer")));
+        assert!(!store_must_answer(false, || true), "the store said 'not revoked' moments ago");
+        assert!(store_must_answer(false, || false));
+    }
+
+    #[test]
+    fn the_revocation_list_key_names_the_jti() {
+        assert_eq!(revoked_key("abc"), "revoked:jti:abc");
+    }
 }
